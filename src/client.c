@@ -1,0 +1,631 @@
+/*
+ * client.c - the client connection state machine (client.h).
+ *
+ * Reads the startup packet, authenticates, learns the session settings,
+ * then for each request asks the pool for a server and streams the
+ * request to it. The client sees only what a direct connection would show:
+ * its own BackendKeyData, its own settings, and each server's answers.
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "classify.h"
+#include "log.h"
+#include "pool.h"
+#include "proto.h"
+#include "server.h"
+
+static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t total,
+				      uint32_t avail);
+static void client_on_readable(struct ev_loop *loop, ev_io *io, int revents);
+static void client_on_writable(struct ev_loop *loop, ev_io *io, int revents);
+
+static struct worker *client_worker(const struct client *c)
+{
+	return c->conn.worker;
+}
+
+void client_set_state(struct client *c, enum client_state state)
+{
+	c->state = state;
+}
+
+void client_refuse(int fd, const char *sqlstate, const char *message)
+{
+	struct obuf ob;
+	obuf_init(&ob, 4096);
+	proto_put_error(&ob, true, sqlstate, message, NULL, NULL);
+	ssize_t n = send(fd, ob.data, ob.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+	obuf_free(&ob);
+	close(fd);
+}
+
+void client_accept(struct worker *w, int fd, const char *addr)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		client_refuse(fd, "53200", "out of memory");
+		return;
+	}
+	conn_init(&c->conn, w, fd, c, client_decide, client_on_readable, client_on_writable);
+	list_init(&c->wait_node);
+	list_init(&c->deferred_node);
+	list_add_tail(&w->clients, &c->node);
+	params_init(&c->params);
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	c->connected_at = c->last_activity = ev_now(w->loop);
+	c->state = CLIENT_STARTUP;
+	w->n_clients++;
+	ev_io_start(w->loop, &c->conn.rio);
+}
+
+/* Sends what c has queued; false when c had to be closed. */
+static bool client_flush(struct worker *w, struct client *c)
+{
+	enum conn_result r = conn_flush(&c->conn);
+	if (r == CONN_ERROR) {
+		client_close(w, c, "could not write to client");
+		return false;
+	}
+	return true;
+}
+
+/* Schedules c's buffered input for processing before the loop polls again. */
+static void client_defer(struct worker *w, struct client *c)
+{
+	if (!list_linked(&c->deferred_node))
+		list_add_tail(&w->deferred, &c->deferred_node);
+}
+
+void client_fatal(struct worker *w, struct client *c, const char *sqlstate, const char *message)
+{
+	if (c == NULL)
+		return;
+	log_info("client %s: FATAL %s: %s", c->addr, sqlstate, message);
+	conn_adopt_pending(&c->conn);
+	proto_put_error(&c->conn.out, true, sqlstate, message, NULL, NULL);
+	/* Best effort: the socket buffer takes an error message whole. */
+	struct conn *peer = c->conn.peer;
+	c->conn.peer = NULL;
+	conn_flush(&c->conn);
+	c->conn.peer = peer;
+	client_close(w, c, message);
+}
+
+void client_close(struct worker *w, struct client *c, const char *reason)
+{
+	if (c == NULL)
+		return;
+	if (w->cfg->log_disconnections && c->state != CLIENT_STARTUP)
+		log_info("client %s: closing (%s/%s): %s", c->addr, c->dbname ? c->dbname : "",
+			 c->user ? c->user : "", reason);
+	pool_cancel_wait(c);
+	struct server *s = c->server;
+	if (s != NULL) {
+		bool clean = s->expect_rfq == 0 && s->swallow_rfq == 0 && s->tx_status == 'I' &&
+			     c->state != CLIENT_WELCOME && conn_buffered(&s->conn) == 0;
+		s->client = NULL;
+		s->conn.peer = NULL;
+		s->release_pending = false;
+		c->server = NULL;
+		c->conn.peer = NULL;
+		if (clean)
+			pool_release(w, s);
+		else
+			server_close(w, s, "client left during a request or transaction", false);
+	}
+	if (list_linked(&c->deferred_node))
+		list_del(&c->deferred_node);
+	if (c->pool != NULL && c->state != CLIENT_STARTUP && c->state != CLIENT_AUTH)
+		c->pool->n_clients--;
+	struct pool *p = c->pool;
+	worker_unregister_cancel(w, c);
+	list_del(&c->node);
+	conn_close(&c->conn);
+	auth_clear(c);
+	params_free(&c->params);
+	free(c->user);
+	free(c->dbname);
+	free(c);
+	w->n_clients--;
+	if (p != NULL)
+		pool_free_if_unused(w, p);
+}
+
+void client_fail_request(struct worker *w, struct client *c, const char *sqlstate,
+			 const char *message)
+{
+	if (c->state == CLIENT_WELCOME) {
+		/* Closed from the deferred run: callers may be iterating over clients. */
+		log_info("client %s: FATAL %s: %s", c->addr, sqlstate, message);
+		proto_put_error(&c->conn.out, true, sqlstate, message, NULL, NULL);
+		c->closing_after_flush = true;
+		client_defer(w, c);
+		return;
+	}
+	proto_put_error(&c->conn.out, false, sqlstate, message, NULL, NULL);
+	c->fail_pending = true;
+	client_set_state(c, CLIENT_IDLE);
+	client_defer(w, c);
+}
+
+void client_server_lost(struct worker *w, struct client *c, bool fatal_forwarded)
+{
+	if (fatal_forwarded) {
+		if (client_flush(w, c))
+			client_close(w, c, "server closed the connection");
+		return;
+	}
+	client_fatal(w, c, "08006", "server connection was lost during the request");
+}
+
+void client_on_ready(struct worker *w, struct client *c, char status)
+{
+	c->in_transaction = status != 'I';
+	c->last_activity = ev_now(w->loop);
+}
+
+/* The settings a new client starts with: the server's defaults, then its own requests. */
+static void client_merge_startup(struct client *c, const struct server *s)
+{
+	struct params want;
+	params_init(&want);
+	for (uint16_t i = 0; i < s->startup.n; i++) {
+		const struct param *p = &s->startup.items[i];
+		if (p->reported)
+			params_set(&want, p->name, p->value, true);
+	}
+	for (uint16_t i = 0; i < c->params.n; i++)
+		params_set(&want, c->params.items[i].name, c->params.items[i].value, false);
+	params_free(&c->params);
+	c->params = want;
+}
+
+void client_on_linked(struct worker *w, struct client *c)
+{
+	struct server *s = c->server;
+	if (c->state == CLIENT_WELCOME) {
+		client_merge_startup(c, s);
+		server_sync_params(w, s, c);
+		if (s->swallow_rfq == 0) {
+			client_finish_welcome(w, c);
+			return;
+		}
+		if (conn_flush(&s->conn) == CONN_ERROR)
+			server_close(w, s, "could not write to server", true);
+		return;
+	}
+	client_set_state(c, CLIENT_ACTIVE);
+	server_sync_params(w, s, c);
+	client_defer(w, c);
+}
+
+void client_on_unlinked(struct worker *w, struct client *c)
+{
+	client_set_state(c, CLIENT_IDLE);
+	c->last_activity = ev_now(w->loop);
+	if (conn_buffered(&c->conn) > 0)
+		client_defer(w, c);
+	if (w->shutting_down)
+		client_defer(w, c);
+}
+
+void client_finish_welcome(struct worker *w, struct client *c)
+{
+	struct server *s = c->server;
+	struct pool *p = c->pool;
+	if (s != NULL) {
+		params_copy(&c->params, &s->params);
+		if (params_copy(&p->welcome, &c->params)) {
+			p->welcome_key = c->startup_key;
+			p->have_welcome = true;
+		}
+	} else {
+		params_copy(&c->params, &p->welcome);
+	}
+	for (uint16_t i = 0; i < c->params.n; i++)
+		if (c->params.items[i].reported)
+			proto_put_param_status(&c->conn.out, c->params.items[i].name,
+					       c->params.items[i].value);
+	proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
+	proto_put_ready(&c->conn.out, 'I');
+	if (w->cfg->log_connections)
+		log_info("client %s: login %s/%s", c->addr, c->dbname, c->user);
+	c->last_activity = ev_now(w->loop);
+	if (s != NULL && c->mode == POOL_SESSION) {
+		client_set_state(c, CLIENT_ACTIVE);
+	} else {
+		client_set_state(c, CLIENT_IDLE);
+		if (s != NULL)
+			pool_release(w, s);
+	}
+	client_flush(w, c);
+}
+
+/* ----- startup and authentication ----- */
+
+/* Whether a startup parameter reaches the server as a setting. */
+static bool client_param_is_setting(const struct worker *w, const char *name)
+{
+	static const char *const not_settings[] = {"user", "database", "replication", "options", NULL};
+	for (size_t i = 0; not_settings[i] != NULL; i++)
+		if (strcmp(name, not_settings[i]) == 0)
+			return false;
+	return strncmp(name, "_pq_.", 5) != 0 &&
+	       !config_list_contains(w->cfg->ignore_startup_parameters, name);
+}
+
+/* Authenticated: find the database and pool, then learn the settings. */
+static void client_login(struct worker *w, struct client *c)
+{
+	struct database *db = worker_find_database(w, c->dbname);
+	if (db == NULL) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", c->dbname);
+		client_fatal(w, c, "3D000", msg);
+		return;
+	}
+	c->pool = pool_get(w, db, c->user);
+	if (c->pool == NULL) {
+		client_fatal(w, c, "53200", "out of memory");
+		return;
+	}
+	c->pool->n_clients++;
+	c->mode = pool_mode_of(w, c->pool);
+	worker_register_cancel(w, c);
+	client_set_state(c, CLIENT_WELCOME);
+	if (c->pool->have_welcome && c->pool->welcome_key == c->startup_key) {
+		client_finish_welcome(w, c);
+		return;
+	}
+	pool_acquire(w, c->pool, c);
+}
+
+static void client_after_auth(struct worker *w, struct client *c, enum auth_result r)
+{
+	if (r == AUTH_FAILED) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
+		client_fatal(w, c, "28P01", msg);
+		return;
+	}
+	if (r == AUTH_CONTINUE) {
+		client_flush(w, c);
+		return;
+	}
+	auth_clear(c);
+	proto_put_auth(&c->conn.out, PROTO_AUTH_OK, NULL, 0);
+	client_login(w, c);
+}
+
+/* A CancelRequest: forward it to the server running that client's query. */
+static void client_handle_cancel(struct worker *w, struct client *c, uint32_t pid, uint32_t key)
+{
+	struct client *target = worker_find_cancel(w, pid, key);
+	if (target == NULL) {
+		log_debug("client %s: cancel request for an unknown key", c->addr);
+	} else if (target->server != NULL && target->server->expect_rfq > 0) {
+		worker_send_cancel(w, target->server);
+	} else if (target->state == CLIENT_WAITING) {
+		pool_cancel_wait(target);
+		client_fail_request(w, target, "57014", "canceling statement due to user request");
+	}
+	client_close(w, c, "cancel request handled");
+}
+
+/* Reads the untyped startup-phase packet; false when c was closed. */
+static bool client_read_startup(struct worker *w, struct client *c)
+{
+	struct iobuf *in = c->conn.in;
+	while (in != NULL && c->state == CLIENT_STARTUP) {
+		uint32_t have = iobuf_len(in);
+		if (have < 4)
+			return true;
+		const uint8_t *pkt = in->data + in->start;
+		uint32_t len = proto_get_u32(pkt);
+		if (len < 8 || len > (uint32_t)w->cfg->max_startup_packet ||
+		    len > w->iobufs.size) {
+			client_fatal(w, c, "08P01", "invalid length of startup packet");
+			return false;
+		}
+		if (have < len)
+			return true;
+		struct proto_startup st;
+		const char *err = proto_parse_startup(pkt, len, &st);
+		if (err != NULL) {
+			client_fatal(w, c, "08P01", err);
+			return false;
+		}
+		in->start += len;
+		c->conn.scan = in->start;
+		if (st.code == PROTO_SSL_REQUEST || st.code == PROTO_GSSENC_REQUEST) {
+			if (iobuf_len(in) > 0) {
+				client_fatal(w, c, "08P01", "data after an encryption request");
+				return false;
+			}
+			obuf_put_u8(&c->conn.out, 'N');
+			return client_flush(w, c);
+		}
+		if (st.code == PROTO_CANCEL_REQUEST) {
+			client_handle_cancel(w, c, st.cancel_pid, st.cancel_key);
+			return false;
+		}
+		const char *user = proto_startup_get(&st, "user");
+		if (user == NULL || user[0] == '\0') {
+			client_fatal(w, c, "28000", "no PostgreSQL user name specified in startup packet");
+			return false;
+		}
+		if (proto_startup_get(&st, "replication") != NULL &&
+		    strcmp(proto_startup_get(&st, "replication"), "false") != 0) {
+			client_fatal(w, c, "08P01", "replication connections are not supported by pgsluice");
+			return false;
+		}
+		const char *db = proto_startup_get(&st, "database");
+		c->user = strdup(user);
+		c->dbname = strdup(db != NULL && db[0] != '\0' ? db : user);
+		if (c->user == NULL || c->dbname == NULL) {
+			client_fatal(w, c, "53200", "out of memory");
+			return false;
+		}
+		const char *unknown[PROTO_MAX_STARTUP_PARAMS];
+		size_t n_unknown = 0;
+		for (size_t i = 0; i < st.n_params; i++) {
+			if (strncmp(st.names[i], "_pq_.", 5) == 0)
+				unknown[n_unknown++] = st.names[i];
+			else if (client_param_is_setting(w, st.names[i]) &&
+				 !params_set(&c->params, st.names[i], st.values[i], false)) {
+				client_fatal(w, c, "08P01", "too many or too long startup parameters");
+				return false;
+			}
+		}
+		const char *options = proto_startup_get(&st, "options");
+		if (options != NULL && (err = params_add_options(&c->params, options)) != NULL) {
+			client_fatal(w, c, "08P01", err);
+			return false;
+		}
+		c->startup_key = c->params.sync_hash;
+		if ((st.code & 0xffff) != 0 || n_unknown > 0)
+			proto_put_negotiate(&c->conn.out, 0, unknown, n_unknown);
+		client_set_state(c, CLIENT_AUTH);
+		client_after_auth(w, c, auth_begin(w, c));
+		return false;
+	}
+	return true;
+}
+
+/* ----- logged-in message decisions ----- */
+
+/* Statement pooling refuses a transaction before it reaches a server. */
+static bool client_opens_transaction(const uint8_t *msg, uint32_t total)
+{
+	struct classify_result r;
+	const char *sql = (const char *)msg + PROTO_HEADER_LEN;
+	size_t len = strnlen(sql, total - PROTO_HEADER_LEN);
+	classify_statement(sql, len, NULL, &r);
+	return r.kind == CLASSIFY_BEGIN || r.kind == CLASSIFY_START;
+}
+
+/* Drops the messages of a failed request up to its end, then says ready. */
+static enum conn_action client_drop_failed(struct client *c, uint8_t type)
+{
+	if (type == 'Q' || type == 'S') {
+		proto_put_ready(&c->conn.out, c->in_transaction ? 'E' : 'I');
+		c->fail_pending = false;
+	}
+	return CONN_SKIP;
+}
+
+static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t total,
+				      uint32_t avail)
+{
+	struct client *c = owner;
+	struct worker *w = client_worker(c);
+	uint8_t type = msg[0];
+	if (c->state == CLIENT_AUTH) {
+		if (type != 'p') {
+			client_fatal(w, c, "08P01", "expected a password message");
+			return CONN_GONE;
+		}
+		if (avail < total)
+			return CONN_NEED_ALL;
+		/* Acted on after processing stops: the login may close c. */
+		c->auth_outcome = (uint8_t)auth_handle(w, c, msg + PROTO_HEADER_LEN,
+						       total - PROTO_HEADER_LEN);
+		return CONN_YIELD;
+	}
+	if (c->state == CLIENT_WELCOME || c->state == CLIENT_WAITING)
+		return CONN_STOP;
+	if (type == 'X') {
+		client_close(w, c, "client disconnected");
+		return CONN_GONE;
+	}
+	c->last_activity = ev_now(w->loop);
+	if (c->fail_pending)
+		return client_drop_failed(c, type);
+	if (c->state == CLIENT_IDLE) {
+		if (w->shutting_down && !c->in_transaction) {
+			client_fatal(w, c, "57P01", "pgsluice is shutting down");
+			return CONN_GONE;
+		}
+		if (c->mode == POOL_STATEMENT && type == 'Q') {
+			if (avail < total && total <= w->iobufs.size)
+				return CONN_NEED_ALL;
+			if (client_opens_transaction(msg, avail)) {
+				proto_put_error(&c->conn.out, false, "0A000",
+						"transactions are not allowed in statement pooling mode",
+						NULL, NULL);
+				c->fail_pending = true;
+				return client_drop_failed(c, type);
+			}
+		}
+		pool_acquire(w, c->pool, c);
+		if (c->server == NULL)
+			return CONN_STOP;
+	}
+	struct server *s = c->server;
+	if (type == 'Q' || type == 'S' || type == 'F') {
+		if (s->expect_rfq == 0)
+			s->query_start = ev_now(w->loop);
+		s->expect_rfq++;
+		s->release_pending = false;
+	}
+	return CONN_FORWARD;
+}
+
+/* Handles what conn_process reported for c. */
+static void client_after_process(struct worker *w, struct client *c, enum conn_result r)
+{
+	switch (r) {
+	case CONN_YIELDED:
+		if (c->state == CLIENT_AUTH) {
+			client_after_auth(w, c, (enum auth_result)c->auth_outcome);
+			break;
+		}
+		/* fall through */
+	case CONN_OK:
+	case CONN_BLOCKED:
+		if (obuf_pending(&c->conn.out) > 0)
+			client_flush(w, c);
+		break;
+	case CONN_CLOSED:
+		break;
+	case CONN_BAD_LENGTH: {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "invalid message length %u for message type '%c'",
+			 c->conn.bad_length, c->conn.bad_type >= 32 ? c->conn.bad_type : '?');
+		if (c->conn.bad_length > 4 && (int64_t)c->conn.bad_length > w->cfg->max_packet_size)
+			snprintf(msg, sizeof(msg), "message of %u bytes exceeds max_packet_size",
+				 c->conn.bad_length);
+		client_fatal(w, c, "08P01", msg);
+		break;
+	}
+	case CONN_TOO_BIG:
+		client_fatal(w, c, "08P01", "message too large to inspect");
+		break;
+	case CONN_PEER_ERROR:
+	case CONN_ERROR: /* conn_process reports write failures as PEER_ERROR */
+		if (c->server != NULL)
+			server_close(w, c->server, "could not write to server", true);
+		break;
+	}
+}
+
+void client_continue(struct worker *w, struct client *c)
+{
+	if (c->state == CLIENT_STARTUP)
+		return;
+	client_after_process(w, c, conn_process(&c->conn, (uint32_t)w->cfg->max_packet_size));
+}
+
+void client_run_deferred(struct worker *w)
+{
+	while (!list_empty(&w->deferred)) {
+		struct client *c = list_entry(list_first(&w->deferred), struct client, deferred_node);
+		list_del(&c->deferred_node);
+		if (c->closing_after_flush) {
+			conn_flush(&c->conn);
+			client_close(w, c, "login failed");
+			continue;
+		}
+		if (w->shutting_down && c->state == CLIENT_IDLE && !c->in_transaction &&
+		    conn_buffered(&c->conn) == 0 && !c->fail_pending) {
+			client_fatal(w, c, "57P01", "pgsluice is shutting down");
+			continue;
+		}
+		client_continue(w, c);
+	}
+}
+
+static void client_on_readable(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct client *c = io->data;
+	struct worker *w = client_worker(c);
+	int n = conn_read(&c->conn);
+	if (n == -3)
+		return;
+	if (n == 0 || n == -1) {
+		client_close(w, c, n == 0 ? "client closed the connection" : strerror(errno));
+		return;
+	}
+	if (c->state == CLIENT_STARTUP && !client_read_startup(w, c))
+		return;
+	if (c->state != CLIENT_STARTUP)
+		client_continue(w, c);
+}
+
+static void client_on_writable(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct client *c = io->data;
+	struct worker *w = client_worker(c);
+	enum conn_result r = conn_flush(&c->conn);
+	if (r == CONN_ERROR) {
+		client_close(w, c, "could not write to client");
+		return;
+	}
+	if (r == CONN_OK && c->server != NULL)
+		server_continue(w, c->server);
+}
+
+void client_janitor(struct worker *w, ev_tstamp now)
+{
+	const struct config *cfg = w->cfg;
+	struct list_head *pos, *tmp;
+	list_for_each_safe(pos, tmp, &w->clients)
+	{
+		struct client *c = list_entry(pos, struct client, node);
+		double idle = now - c->last_activity;
+		switch (c->state) {
+		case CLIENT_STARTUP:
+		case CLIENT_AUTH:
+			if (cfg->client_login_timeout > 0 &&
+			    now - c->connected_at > (double)cfg->client_login_timeout / 1e6)
+				client_fatal(w, c, "08P01", "client_login_timeout: login took too long");
+			break;
+		case CLIENT_IDLE:
+			if (c->in_transaction)
+				break;
+			if (w->shutting_down && !c->fail_pending)
+				client_fatal(w, c, "57P01", "pgsluice is shutting down");
+			else if (cfg->client_idle_timeout > 0 &&
+				 idle > (double)cfg->client_idle_timeout / 1e6)
+				client_fatal(w, c, "57P05", "client_idle_timeout: closing idle connection");
+			break;
+		case CLIENT_ACTIVE: {
+			struct server *s = c->server;
+			bool waits_on_client = s != NULL && s->expect_rfq == 0 && s->swallow_rfq == 0;
+			if (waits_on_client && c->in_transaction && cfg->idle_transaction_timeout > 0 &&
+			    idle > (double)cfg->idle_transaction_timeout / 1e6) {
+				client_fatal(w, c, "25P03",
+					     "idle_transaction_timeout: closing idle-in-transaction connection");
+			} else if (waits_on_client && !c->in_transaction && w->shutting_down) {
+				client_fatal(w, c, "57P01", "pgsluice is shutting down");
+			} else if (s != NULL && s->expect_rfq > 0 && cfg->query_timeout > 0 &&
+				   now - s->query_start > (double)cfg->query_timeout / 1e6) {
+				log_info("client %s: query_timeout: cancelling its query", c->addr);
+				s->query_start = now; /* one cancel per timeout period */
+				worker_send_cancel(w, s);
+			} else if (waits_on_client && !c->in_transaction &&
+				   cfg->client_idle_timeout > 0 &&
+				   idle > (double)cfg->client_idle_timeout / 1e6) {
+				client_fatal(w, c, "57P05", "client_idle_timeout: closing idle connection");
+			}
+			break;
+		}
+		case CLIENT_WELCOME:
+		case CLIENT_WAITING:
+			break;
+		}
+	}
+}

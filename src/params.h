@@ -1,0 +1,87 @@
+/*
+ * params.h - session parameter sets (client_encoding, TimeZone, ...).
+ *
+ * A client's set is what it asked for at startup plus what the server
+ * reported while it was linked; a server's set is what it runs with now.
+ * When a client is linked to a server whose set differs, params_sync_sql()
+ * writes the SET/RESET statements that make the server match. A 64-bit
+ * order-independent hash makes the common "already equal" check one compare.
+ */
+#ifndef PGSLUICE_PARAMS_H
+#define PGSLUICE_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Most parameters one set holds; more is refused (bounded per connection). */
+#define PARAMS_MAX 64
+/* Longest name and value accepted. */
+#define PARAMS_MAX_NAME 64
+#define PARAMS_MAX_VALUE 1024
+
+struct param {
+	char *name;     /* spelled as the server reports it, else as given */
+	char *value;
+	bool reported;  /* the server reports changes with ParameterStatus */
+	uint64_t hash;  /* of lower(name) '=' value; 0 for unsyncable names */
+};
+
+struct params {
+	struct param items[PARAMS_MAX];
+	uint16_t n;
+	uint64_t sync_hash; /* XOR of the items' hashes */
+};
+
+/* An empty set. */
+void params_init(struct params *ps);
+
+/* Frees the names and values. */
+void params_free(struct params *ps);
+
+/* Replaces dst with a copy of src; false when memory ran out. */
+bool params_copy(struct params *dst, const struct params *src);
+
+/*
+ * Sets name (case-insensitive) to value, adding it when absent. reported
+ * marks a value that came in a ParameterStatus. Returns false when the set
+ * is full or name/value is too long.
+ */
+bool params_set(struct params *ps, const char *name, const char *value, bool reported);
+
+/* Removes name (case-insensitive) if present. */
+void params_remove(struct params *ps, const char *name);
+
+/* The value of name (case-insensitive), or NULL. */
+const char *params_get(const struct params *ps, const char *name);
+
+/* true when the two sets need no SET to match (hash compare). */
+static inline bool params_in_sync(const struct params *want, const struct params *have)
+{
+	return want->sync_hash == have->sync_hash;
+}
+
+/*
+ * Appends to sql the statements that turn have into want: SET for each
+ * syncable parameter whose value differs, RESET for each parameter have
+ * carries that want does not. Returns the number of statements written.
+ */
+size_t params_sync_sql(const struct params *want, const struct params *have, struct obuf *sql);
+
+/* Applies what params_sync_sql wrote to have, for parameters the server does
+ * not report back (the reported ones arrive as ParameterStatus). */
+void params_apply_sync(const struct params *want, struct params *have);
+
+/*
+ * Adds the settings of a startup "options" value (-c name=value,
+ * --name=value; backslash escapes a space). Returns NULL on success, else
+ * a reason.
+ */
+const char *params_add_options(struct params *ps, const char *options);
+
+/* true for parameters that describe the server and are never SET. */
+bool params_is_server_fixed(const char *name);
+
+#endif

@@ -1,0 +1,308 @@
+/*
+ * pool.c - pools of server connections per (database, user) (pool.h).
+ *
+ * Sits between the client state machine (which asks for a server when a
+ * transaction starts) and the server state machine (which reports when a
+ * server is ready, released or gone).
+ */
+#include "pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "server.h"
+
+struct pool *pool_get(struct worker *w, struct database *db, const char *user)
+{
+	struct list_head *pos, *tmp;
+	list_for_each_safe(pos, tmp, &db->pools)
+	{
+		struct pool *p = list_entry(pos, struct pool, node);
+		if (strcmp(p->user, user) == 0)
+			return p;
+	}
+	struct pool *p = calloc(1, sizeof(*p));
+	if (p == NULL || (p->user = strdup(user)) == NULL) {
+		free(p);
+		return NULL;
+	}
+	p->db = db;
+	list_init(&p->idle);
+	list_init(&p->active);
+	list_init(&p->opening);
+	list_init(&p->resetting);
+	list_init(&p->waiting);
+	params_init(&p->welcome);
+	list_add_tail(&db->pools, &p->node);
+	(void)w;
+	return p;
+}
+
+int pool_server_count(const struct pool *p)
+{
+	return p->n_idle + p->n_active + p->n_opening + p->n_resetting;
+}
+
+void pool_free_if_unused(struct worker *w, struct pool *p)
+{
+	(void)w;
+	if (pool_server_count(p) > 0 || p->n_clients > 0 || p->n_waiting > 0)
+		return;
+	list_del(&p->node);
+	params_free(&p->welcome);
+	free(p->user);
+	free(p);
+}
+
+enum pool_mode pool_mode_of(const struct worker *w, const struct pool *p)
+{
+	const struct user_conf *u = config_find_user(w->cfg, p->user);
+	if (u != NULL && u->pool_mode_set)
+		return u->pool_mode;
+	if (p->db->pool_mode_set)
+		return p->db->pool_mode;
+	return (enum pool_mode)w->cfg->pool_mode;
+}
+
+static int *state_counter(struct pool *p, enum server_state state)
+{
+	switch (state) {
+	case SERVER_CONNECTING:
+	case SERVER_LOGIN:
+		return &p->n_opening;
+	case SERVER_IDLE:
+		return &p->n_idle;
+	case SERVER_ACTIVE:
+		return &p->n_active;
+	case SERVER_RESETTING:
+		return &p->n_resetting;
+	}
+	return NULL;
+}
+
+static struct list_head *state_list(struct pool *p, enum server_state state)
+{
+	switch (state) {
+	case SERVER_CONNECTING:
+	case SERVER_LOGIN:
+		return &p->opening;
+	case SERVER_IDLE:
+		return &p->idle;
+	case SERVER_ACTIVE:
+		return &p->active;
+	case SERVER_RESETTING:
+		return &p->resetting;
+	}
+	return NULL;
+}
+
+void pool_remove_server(struct server *s)
+{
+	if (list_linked(&s->node)) {
+		list_del(&s->node);
+		(*state_counter(s->pool, s->state))--;
+	}
+}
+
+void pool_set_server_state(struct server *s, enum server_state state)
+{
+	struct pool *p = s->pool;
+	pool_remove_server(s);
+	s->state = state;
+	/* Idle servers are a stack: the most recently used is reused first. */
+	list_add_head(state_list(p, state), &s->node);
+	(*state_counter(p, state))++;
+}
+
+/* Servers the database may still open across all its pools. */
+static bool db_has_room(const struct worker *w, const struct database *db)
+{
+	int limit = db->max_db_connections > 0 ? db->max_db_connections : w->cfg->max_db_connections;
+	if (limit <= 0)
+		return true;
+	int n = 0;
+	struct list_head *pos, *tmp;
+	list_for_each_safe(pos, tmp, (struct list_head *)&db->pools)
+	{
+		n += pool_server_count(list_entry(pos, struct pool, node));
+	}
+	return n < limit;
+}
+
+static int pool_limit(const struct worker *w, const struct pool *p, ev_tstamp now)
+{
+	int size = p->db->pool_size >= 0 ? p->db->pool_size : w->cfg->default_pool_size;
+	int reserve = p->db->reserve_pool_size >= 0 ? p->db->reserve_pool_size
+						    : w->cfg->reserve_pool_size;
+	struct list_head *first = list_first(&p->waiting);
+	if (reserve > 0 && first != NULL) {
+		struct client *c = list_entry(first, struct client, wait_node);
+		if (now - c->wait_since >= (double)w->cfg->reserve_pool_timeout / 1e6)
+			size += reserve;
+	}
+	return size;
+}
+
+/* Opens servers for the clients that wait and no opening server will serve. */
+static void pool_open_for_waiting(struct worker *w, struct pool *p)
+{
+	ev_tstamp now = ev_now(w->loop);
+	int limit = pool_limit(w, p, now);
+	while (p->n_waiting > p->n_opening && pool_server_count(p) < limit && db_has_room(w, p->db)) {
+		if (p->last_failure > 0 && pool_server_count(p) == 0 &&
+		    now - p->last_failure < (double)w->cfg->server_login_retry / 1e6) {
+			/* Nothing can serve them before the retry delay: say why now. */
+			pool_server_failed(w, p, p->failure_sqlstate, p->failure_message);
+			return;
+		}
+		if (server_open(w, p) == NULL) {
+			pool_server_failed(w, p, "08006", "could not open a server connection");
+			return;
+		}
+	}
+}
+
+/* Links idle servers to waiting clients, first come first served. */
+static void pool_serve_waiting(struct worker *w, struct pool *p)
+{
+	while (!list_empty(&p->idle) && !list_empty(&p->waiting)) {
+		struct client *c = list_entry(list_first(&p->waiting), struct client, wait_node);
+		struct server *s = list_entry(list_first(&p->idle), struct server, node);
+		pool_cancel_wait(c);
+		server_link(w, s, c);
+	}
+	if (!list_empty(&p->waiting))
+		pool_open_for_waiting(w, p);
+}
+
+void pool_wake(struct worker *w, struct pool *p)
+{
+	pool_serve_waiting(w, p);
+}
+
+void pool_acquire(struct worker *w, struct pool *p, struct client *c)
+{
+	if (!list_empty(&p->idle) && list_empty(&p->waiting)) {
+		server_link(w, list_entry(list_first(&p->idle), struct server, node), c);
+		return;
+	}
+	/* A client still logging in keeps its state: the link finishes its login. */
+	if (c->state != CLIENT_WELCOME)
+		client_set_state(c, CLIENT_WAITING);
+	c->wait_since = ev_now(w->loop);
+	list_add_tail(&p->waiting, &c->wait_node);
+	p->n_waiting++;
+	pool_serve_waiting(w, p);
+}
+
+void pool_cancel_wait(struct client *c)
+{
+	if (!list_linked(&c->wait_node))
+		return;
+	list_del(&c->wait_node);
+	c->pool->n_waiting--;
+}
+
+void pool_release(struct worker *w, struct server *s)
+{
+	struct pool *p = s->pool;
+	struct client *c = s->client;
+	if (c != NULL)
+		server_unlink(w, s);
+	ev_tstamp now = ev_now(w->loop);
+	s->last_used = now;
+	bool stale = s->close_on_release || s->generation != p->db->generation ||
+		     p->db->removed ||
+		     (w->cfg->server_lifetime > 0 &&
+		      now - s->opened_at > (double)w->cfg->server_lifetime / 1e6);
+	if (stale || (w->shutting_down && list_empty(&p->waiting))) {
+		server_close(w, s, "released stale server", false);
+		return;
+	}
+	bool reset = w->cfg->server_reset_query != NULL &&
+		     (pool_mode_of(w, p) == POOL_SESSION || w->cfg->server_reset_query_always);
+	if (reset) {
+		server_reset(w, s);
+		return;
+	}
+	pool_set_server_state(s, SERVER_IDLE);
+	pool_serve_waiting(w, p);
+}
+
+void pool_server_ready(struct worker *w, struct server *s)
+{
+	struct pool *p = s->pool;
+	p->last_failure = 0;
+	s->last_used = ev_now(w->loop);
+	pool_set_server_state(s, SERVER_IDLE);
+	pool_serve_waiting(w, p);
+}
+
+void pool_server_failed(struct worker *w, struct pool *p, const char *sqlstate,
+			const char *message)
+{
+	if (p->failure_message != message) {
+		snprintf(p->failure_sqlstate, sizeof(p->failure_sqlstate), "%s", sqlstate);
+		snprintf(p->failure_message, sizeof(p->failure_message), "%s", message);
+	}
+	p->last_failure = ev_now(w->loop);
+	/* Servers already up or opening will still serve the queue. */
+	if (p->n_idle + p->n_active + p->n_opening + p->n_resetting > 0)
+		return;
+	while (!list_empty(&p->waiting)) {
+		struct client *c = list_entry(list_first(&p->waiting), struct client, wait_node);
+		pool_cancel_wait(c);
+		client_fail_request(w, c, p->failure_sqlstate, p->failure_message);
+	}
+}
+
+void pool_janitor(struct worker *w, struct pool *p, ev_tstamp now)
+{
+	const struct config *cfg = w->cfg;
+	/* The queue is FIFO: only its head can be the longest waiter. */
+	while (cfg->query_wait_timeout > 0 && !list_empty(&p->waiting)) {
+		struct client *c = list_entry(list_first(&p->waiting), struct client, wait_node);
+		if (now - c->wait_since < (double)cfg->query_wait_timeout / 1e6)
+			break;
+		pool_cancel_wait(c);
+		log_info("client %s: no server within query_wait_timeout for %s/%s", c->addr,
+			 p->db->name, p->user);
+		client_fail_request(w, c, "57014",
+				    "query_wait_timeout: no server connection became available");
+	}
+	struct list_head *pos, *tmp;
+	list_for_each_safe(pos, tmp, &p->opening)
+	{
+		struct server *s = list_entry(pos, struct server, node);
+		if (cfg->server_connect_timeout > 0 &&
+		    now - s->opened_at > (double)cfg->server_connect_timeout / 1e6) {
+			server_close(w, s, "server_connect_timeout", true);
+			pool_server_failed(w, p, "08006",
+					   "could not connect to server: server_connect_timeout");
+		}
+	}
+	int min = p->db->min_pool_size >= 0 ? p->db->min_pool_size : cfg->min_pool_size;
+	/* The idle stack's tail holds the servers unused the longest. */
+	while (!list_empty(&p->idle)) {
+		struct server *s = list_entry(list_last(&p->idle), struct server, node);
+		bool too_old = cfg->server_lifetime > 0 &&
+			       now - s->opened_at > (double)cfg->server_lifetime / 1e6;
+		bool unused = cfg->server_idle_timeout > 0 && pool_server_count(p) > min &&
+			      now - s->last_used > (double)cfg->server_idle_timeout / 1e6;
+		if (!too_old && !unused && s->generation == p->db->generation && !p->db->removed)
+			break;
+		server_close(w, s, too_old ? "server_lifetime" : "server_idle_timeout", false);
+	}
+	bool retry_wait = p->last_failure > 0 &&
+			  now - p->last_failure < (double)cfg->server_login_retry / 1e6;
+	while (!w->shutting_down && !p->db->removed && !retry_wait &&
+	       pool_server_count(p) < min && db_has_room(w, p->db)) {
+		if (server_open(w, p) == NULL)
+			break;
+	}
+	if (!list_empty(&p->waiting))
+		pool_serve_waiting(w, p);
+}

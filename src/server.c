@@ -1,0 +1,618 @@
+/*
+ * server.c - the server connection state machine (server.h).
+ *
+ * Opens connections to PostgreSQL, logs in with whatever the server asks
+ * (trust, cleartext, md5, SCRAM-SHA-256), then streams the server's answers
+ * to the linked client. ReadyForQuery decides when a transaction is over;
+ * replies to pgsluice's own statements (parameter sync, reset) are
+ * swallowed so that the client sees exactly what a direct connection shows.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "log.h"
+#include "password.h"
+#include "pool.h"
+#include "proto.h"
+#include "scram.h"
+#include "userlist.h"
+
+static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t total,
+				      uint32_t avail);
+static void server_on_readable(struct ev_loop *loop, ev_io *io, int revents);
+static void server_on_writable(struct ev_loop *loop, ev_io *io, int revents);
+
+const char *server_describe(const struct server *s)
+{
+	return s->addr;
+}
+
+static struct worker *server_worker(const struct server *s)
+{
+	return s->conn.worker;
+}
+
+/* Resolves and connects without blocking on the connect itself. */
+static int server_connect_socket(const struct database *db, char *addr, size_t addr_cap)
+{
+	if (db->host[0] == '/') {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", db->host,
+				 db->port);
+		if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		snprintf(addr, addr_cap, "%s", sun.sun_path);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 && errno != EINPROGRESS &&
+		    errno != EAGAIN) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		return fd;
+	}
+	char port[16];
+	snprintf(port, sizeof(port), "%d", db->port);
+	snprintf(addr, addr_cap, "%s:%d", db->host, db->port);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	/* A numeric address resolves at once; only a host name needs the resolver. */
+	if (getaddrinfo(db->host, port, &hints, &ai) != 0) {
+		hints.ai_flags = AI_NUMERICSERV;
+		if (getaddrinfo(db->host, port, &hints, &ai) != 0) {
+			errno = EHOSTUNREACH;
+			return -1;
+		}
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		freeaddrinfo(ai);
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+		int e = errno;
+		close(fd);
+		freeaddrinfo(ai);
+		errno = e;
+		return -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+struct server *server_open(struct worker *w, struct pool *p)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	int fd = server_connect_socket(p->db, s->addr, sizeof(s->addr));
+	if (fd < 0) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "could not connect to server %s: %s", s->addr,
+			 strerror(errno));
+		log_warning("%s", msg);
+		free(s);
+		pool_server_failed(w, p, "08006", msg);
+		return NULL;
+	}
+	conn_init(&s->conn, w, fd, s, server_decide, server_on_readable, server_on_writable);
+	list_init(&s->node);
+	s->pool = p;
+	s->generation = p->db->generation;
+	s->opened_at = s->last_used = ev_now(w->loop);
+	params_init(&s->params);
+	params_init(&s->startup);
+	pool_set_server_state(s, SERVER_CONNECTING);
+	w->n_servers++;
+	/* Writable means the connect finished (or failed). */
+	ev_io_start(w->loop, &s->conn.wio);
+	s->conn.write_blocked = true;
+	log_debug("server %s: connecting for %s/%s", s->addr, p->db->name, p->user);
+	return s;
+}
+
+void server_close(struct worker *w, struct server *s, const char *reason, bool failed)
+{
+	struct client *c = s->client;
+	if (c != NULL) {
+		/* What the client was already promised still reaches it. */
+		conn_adopt_pending(&c->conn);
+		server_unlink(w, s);
+		client_server_lost(w, c, s->fatal_forwarded);
+	}
+	if (failed)
+		log_warning("server %s: %s", s->addr, reason);
+	else
+		log_debug("server %s: closed: %s", s->addr, reason);
+	struct pool *p = s->pool;
+	pool_remove_server(s);
+	conn_close(&s->conn);
+	params_free(&s->params);
+	params_free(&s->startup);
+	free(s->scram);
+	free(s);
+	w->n_servers--;
+	pool_wake(w, p);
+}
+
+void server_link(struct worker *w, struct server *s, struct client *c)
+{
+	pool_set_server_state(s, SERVER_ACTIVE);
+	s->client = c;
+	c->server = s;
+	s->conn.peer = &c->conn;
+	c->conn.peer = &s->conn;
+	s->query_start = ev_now(w->loop);
+	s->expect_rfq = 0;
+	client_on_linked(w, c);
+}
+
+void server_unlink(struct worker *w, struct server *s)
+{
+	struct client *c = s->client;
+	s->client = NULL;
+	s->release_pending = false;
+	s->conn.peer = NULL;
+	if (c == NULL)
+		return;
+	c->server = NULL;
+	c->conn.peer = NULL;
+	/* Backpressure between the two ends no longer applies. */
+	conn_update_reading(&s->conn);
+	client_on_unlinked(w, c);
+}
+
+void server_sync_params(struct worker *w, struct server *s, struct client *c)
+{
+	if (params_in_sync(&c->params, &s->params))
+		return;
+	struct obuf sql;
+	obuf_init(&sql, 64 * 1024);
+	size_t n = params_sync_sql(&c->params, &s->params, &sql);
+	obuf_put_u8(&sql, 0);
+	if (n > 0 && !sql.failed) {
+		proto_put_query(&s->conn.out, (const char *)sql.data);
+		s->swallow_rfq++;
+	}
+	params_apply_sync(&c->params, &s->params);
+	obuf_free(&sql);
+	(void)w;
+}
+
+void server_reset(struct worker *w, struct server *s)
+{
+	pool_set_server_state(s, SERVER_RESETTING);
+	proto_put_query(&s->conn.out, w->cfg->server_reset_query);
+	s->swallow_rfq++;
+	if (conn_flush(&s->conn) == CONN_ERROR)
+		server_close(w, s, "could not send server_reset_query", true);
+}
+
+/* The reset query finished: DISCARD ALL brought back the login settings. */
+static void server_reset_done(struct worker *w, struct server *s)
+{
+	if (s->sync_failed) {
+		server_close(w, s, "server_reset_query failed", true);
+		return;
+	}
+	params_copy(&s->params, &s->startup);
+	pool_server_ready(w, s);
+}
+
+/* ----- login ----- */
+
+/* The user and secret pgsluice logs in with for pool p. */
+static const char *server_login_secret(struct worker *w, const struct pool *p, const char **user)
+{
+	if (p->db->login_user != NULL) {
+		*user = p->db->login_user;
+		return p->db->login_password;
+	}
+	*user = p->user;
+	return userlist_find(w->users, p->user);
+}
+
+static void server_send_startup(struct worker *w, struct server *s)
+{
+	struct pool *p = s->pool;
+	const char *user;
+	server_login_secret(w, p, &user);
+	const char *names[PARAMS_MAX + 2], *values[PARAMS_MAX + 2];
+	size_t n = 0;
+	names[n] = "user";
+	values[n++] = user;
+	names[n] = "database";
+	values[n++] = p->db->dbname;
+	/* Start with the settings clients of this pool use, so that most links need no SET. */
+	if (p->have_welcome) {
+		for (uint16_t i = 0; i < p->welcome.n; i++) {
+			const struct param *pr = &p->welcome.items[i];
+			if (pr->hash == 0)
+				continue;
+			names[n] = pr->name;
+			values[n++] = pr->value;
+			if (!pr->reported)
+				params_set(&s->params, pr->name, pr->value, false);
+		}
+	}
+	proto_put_startup(&s->conn.out, names, values, n);
+}
+
+/* Fails the login: waiting clients learn why when nothing else can serve them. */
+static enum conn_action server_login_failed(struct server *s, const char *sqlstate,
+					    const char *message)
+{
+	struct worker *w = server_worker(s);
+	struct pool *p = s->pool;
+	log_warning("server %s: login failed for %s/%s: %s", s->addr, p->db->name, p->user,
+		    message);
+	char copy[256];
+	snprintf(copy, sizeof(copy), "%s", message);
+	char state[6];
+	snprintf(state, sizeof(state), "%s", sqlstate);
+	server_close(w, s, "login failed", true);
+	pool_server_failed(w, p, state, copy);
+	return CONN_GONE;
+}
+
+static enum conn_action server_login_auth(struct server *s, const uint8_t *body, uint32_t len)
+{
+	struct worker *w = server_worker(s);
+	if (len < 4)
+		return server_login_failed(s, "08P01", "invalid authentication request from server");
+	uint32_t code = proto_get_u32(body);
+	const uint8_t *data = body + 4;
+	size_t dlen = len - 4;
+	const char *user;
+	const char *secret = server_login_secret(w, s->pool, &user);
+	enum password_kind kind = secret != NULL ? password_kind_of(secret) : PASSWORD_PLAIN;
+	switch (code) {
+	case PROTO_AUTH_OK:
+		return CONN_CONSUMED;
+	case PROTO_AUTH_CLEARTEXT:
+		if (secret == NULL || kind != PASSWORD_PLAIN)
+			return server_login_failed(
+			    s, "28P01", "server asks for a cleartext password that pgsluice does not have");
+		proto_put_password(&s->conn.out, secret);
+		break;
+	case PROTO_AUTH_MD5: {
+		if (secret == NULL || dlen != 4 || kind == PASSWORD_SCRAM)
+			return server_login_failed(
+			    s, "28P01", "server asks for md5 authentication that pgsluice cannot answer");
+		char hashed[36], response[36];
+		if (kind == PASSWORD_PLAIN) {
+			password_md5_secret(user, secret, hashed);
+			secret = hashed;
+		}
+		password_md5_response(secret, data, response);
+		proto_put_password(&s->conn.out, response);
+		break;
+	}
+	case PROTO_AUTH_SASL: {
+		if (!proto_sasl_offers(data, dlen, "SCRAM-SHA-256"))
+			return server_login_failed(s, "28000",
+						   "server offers no SASL mechanism pgsluice supports");
+		if (secret == NULL || kind != PASSWORD_PLAIN)
+			return server_login_failed(
+			    s, "28P01", "server asks for SCRAM and pgsluice has no plaintext password");
+		free(s->scram);
+		s->scram = calloc(1, sizeof(*s->scram));
+		char first[512];
+		if (s->scram == NULL || !scram_client_init(s->scram, secret) ||
+		    !scram_client_first(s->scram, first, sizeof(first)))
+			return server_login_failed(s, "08006", "could not start SCRAM exchange");
+		proto_put_sasl_initial(&s->conn.out, "SCRAM-SHA-256", first, strlen(first));
+		break;
+	}
+	case PROTO_AUTH_SASL_CONTINUE: {
+		char final[512];
+		const char *err = NULL;
+		if (s->scram == NULL ||
+		    !scram_client_handle_server_first(s->scram, (const char *)data, dlen, final,
+						      sizeof(final), &err))
+			return server_login_failed(s, "28P01", err != NULL ? err : "SCRAM exchange failed");
+		proto_put_sasl_response(&s->conn.out, final, strlen(final));
+		break;
+	}
+	case PROTO_AUTH_SASL_FINAL: {
+		const char *err = NULL;
+		if (s->scram == NULL ||
+		    !scram_client_verify_server_final(s->scram, (const char *)data, dlen, &err))
+			return server_login_failed(s, "28P01",
+						   err != NULL ? err : "server's SCRAM signature is wrong");
+		return CONN_CONSUMED;
+	}
+	default:
+		return server_login_failed(s, "28000", "server asks for an unsupported authentication method");
+	}
+	if (conn_flush(&s->conn) == CONN_ERROR)
+		return server_login_failed(s, "08006", "could not send authentication response");
+	return CONN_CONSUMED;
+}
+
+static enum conn_action server_login_message(struct server *s, const uint8_t *msg, uint32_t total)
+{
+	const uint8_t *body = msg + PROTO_HEADER_LEN;
+	uint32_t len = total - PROTO_HEADER_LEN;
+	switch (msg[0]) {
+	case 'R':
+		return server_login_auth(s, body, len);
+	case 'S': {
+		const char *name, *value;
+		if (proto_parse_param_status(body, len, &name, &value))
+			params_set(&s->params, name, value, true);
+		return CONN_CONSUMED;
+	}
+	case 'K':
+		if (len == 8) {
+			s->backend_pid = proto_get_u32(body);
+			s->backend_key = proto_get_u32(body + 4);
+		}
+		return CONN_CONSUMED;
+	case 'Z':
+		s->tx_status = len >= 1 ? (char)body[0] : 'I';
+		free(s->scram);
+		s->scram = NULL;
+		params_copy(&s->startup, &s->params);
+		log_debug("server %s: logged in (pid %u)", s->addr, s->backend_pid);
+		s->event = SERVER_EVENT_LOGGED_IN;
+		return CONN_YIELD;
+	case 'E': {
+		struct proto_error e;
+		if (!proto_parse_error(body, len, &e) || e.message == NULL)
+			return server_login_failed(s, "08P01", "malformed error from server");
+		return server_login_failed(s, e.sqlstate != NULL ? e.sqlstate : "08006", e.message);
+	}
+	default: /* NoticeResponse, NegotiateProtocolVersion: nothing to do */
+		return CONN_CONSUMED;
+	}
+}
+
+/* ----- linked / idle message decisions ----- */
+
+/* ReadyForQuery: either the end of an own statement or of the client's request. */
+static enum conn_action server_on_ready(struct server *s, char status)
+{
+	struct worker *w = server_worker(s);
+	struct client *c = s->client;
+	s->tx_status = status;
+	if (s->swallow_rfq > 0) {
+		s->swallow_rfq--;
+		if (s->swallow_rfq > 0)
+			return CONN_CONSUMED;
+		if (s->state == SERVER_RESETTING)
+			s->event = SERVER_EVENT_RESET_DONE;
+		else if (s->sync_failed && c != NULL)
+			s->event = SERVER_EVENT_SYNC_FAILED;
+		else if (c != NULL && c->state == CLIENT_WELCOME && s->expect_rfq == 0)
+			s->event = SERVER_EVENT_WELCOME_DONE;
+		else
+			return CONN_CONSUMED;
+		return CONN_YIELD;
+	}
+	if (c == NULL)
+		return CONN_CONSUMED;
+	if (s->expect_rfq > 0)
+		s->expect_rfq--;
+	client_on_ready(w, c, status);
+	if (s->expect_rfq == 0) {
+		enum pool_mode mode = c->mode;
+		if (mode == POOL_STATEMENT && status != 'I')
+			s->event = SERVER_EVENT_STATEMENT_TX;
+		else if (status == 'I' && mode != POOL_SESSION)
+			s->release_pending = true;
+	}
+	return CONN_FORWARD;
+}
+
+static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t total,
+				      uint32_t avail)
+{
+	struct server *s = owner;
+	uint8_t type = msg[0];
+	bool whole = avail == total;
+	if (s->state == SERVER_LOGIN)
+		return whole ? server_login_message(s, msg, total) : CONN_NEED_ALL;
+	bool own = s->swallow_rfq > 0;
+	switch (type) {
+	case 'Z':
+		if (!whole)
+			return CONN_NEED_ALL;
+		return server_on_ready(s, total > PROTO_HEADER_LEN ? (char)msg[5] : 'I');
+	case 'S': {
+		if (!whole)
+			return CONN_NEED_ALL;
+		const char *name, *value;
+		if (proto_parse_param_status(msg + 5, total - 5, &name, &value)) {
+			params_set(&s->params, name, value, true);
+			if (s->client != NULL)
+				params_set(&s->client->params, name, value, true);
+		}
+		return own || s->client == NULL ? CONN_CONSUMED : CONN_FORWARD;
+	}
+	case 'E': {
+		if (!whole)
+			return CONN_NEED_ALL;
+		struct proto_error e;
+		bool ok = proto_parse_error(msg + 5, total - 5, &e);
+		bool fatal = ok && e.severity != NULL &&
+			     (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0);
+		if (own || s->client == NULL) {
+			log_warning("server %s: error %s: %s", s->addr,
+				    own ? "on pgsluice's own statement" : "while idle",
+				    ok && e.message != NULL ? e.message : "(malformed)");
+			s->sync_failed = own;
+			if (fatal || !own)
+				s->close_on_release = true;
+			return CONN_CONSUMED;
+		}
+		if (fatal) {
+			s->close_on_release = true;
+			s->fatal_forwarded = true;
+		}
+		return CONN_FORWARD;
+	}
+	default:
+		if (own || s->client == NULL) {
+			if (s->client == NULL && s->state == SERVER_IDLE)
+				log_debug("server %s: message '%c' while idle dropped", s->addr, type);
+			return CONN_SKIP;
+		}
+		return CONN_FORWARD;
+	}
+}
+
+/* Acts on what a ReadyForQuery asked for, now that processing stopped. */
+static void server_handle_event(struct worker *w, struct server *s)
+{
+	enum server_event ev = s->event;
+	s->event = SERVER_EVENT_NONE;
+	switch (ev) {
+	case SERVER_EVENT_NONE:
+		break;
+	case SERVER_EVENT_LOGGED_IN:
+		pool_server_ready(w, s);
+		break;
+	case SERVER_EVENT_RESET_DONE:
+		server_reset_done(w, s);
+		break;
+	case SERVER_EVENT_WELCOME_DONE:
+		client_finish_welcome(w, s->client);
+		break;
+	case SERVER_EVENT_SYNC_FAILED:
+		s->sync_failed = false;
+		s->close_on_release = true;
+		client_fatal(w, s->client, "08P01", "could not apply the session's settings on a server");
+		break;
+	case SERVER_EVENT_STATEMENT_TX:
+		client_fatal(w, s->client, "0A000",
+			     "transactions are not allowed in statement pooling mode");
+		break;
+	}
+}
+
+/* Handles what conn_process reported for s. */
+static void server_after_process(struct worker *w, struct server *s, enum conn_result r)
+{
+	switch (r) {
+	case CONN_OK:
+		if (s->event != SERVER_EVENT_NONE)
+			server_handle_event(w, s);
+		else if (s->release_pending && s->client != NULL)
+			pool_release(w, s);
+		break;
+	case CONN_YIELDED:
+		server_handle_event(w, s);
+		break;
+	case CONN_BLOCKED:
+	case CONN_CLOSED:
+		break;
+	case CONN_BAD_LENGTH:
+	case CONN_TOO_BIG:
+		log_warning("server %s: invalid message '%c' of length %u", s->addr, s->conn.bad_type,
+			    s->conn.bad_length);
+		server_close(w, s, "protocol violation by server", true);
+		break;
+	case CONN_PEER_ERROR:
+	case CONN_ERROR: /* conn_process reports write failures as PEER_ERROR */
+		client_close(w, s->client, "client connection broke");
+		break;
+	}
+}
+
+void server_continue(struct worker *w, struct server *s)
+{
+	server_after_process(w, s, conn_process(&s->conn, (uint32_t)w->cfg->max_packet_size));
+}
+
+static void server_on_readable(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct server *s = io->data;
+	struct worker *w = server_worker(s);
+	int n = conn_read(&s->conn);
+	if (n == -3)
+		return;
+	if (n == 0 || n == -1) {
+		/* Forward what arrived before the end (a FATAL error, say) first. */
+		if (conn_buffered(&s->conn) > 0 && s->state != SERVER_LOGIN) {
+			enum conn_result r = conn_process(&s->conn, (uint32_t)w->cfg->max_packet_size);
+			if (r == CONN_CLOSED)
+				return;
+			s->event = SERVER_EVENT_NONE;
+		}
+		if (s->state == SERVER_LOGIN || s->state == SERVER_CONNECTING) {
+			server_login_failed(s, "08006", "server closed the connection during login");
+			return;
+		}
+		server_close(w, s, n == 0 ? "server closed the connection" : strerror(errno),
+			     s->client != NULL || s->state != SERVER_IDLE);
+		return;
+	}
+	server_continue(w, s);
+}
+
+static void server_on_connected(struct worker *w, struct server *s)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(s->conn.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "could not connect to server %s: %s", s->addr,
+			 strerror(err));
+		struct pool *p = s->pool;
+		server_close(w, s, msg, true);
+		pool_server_failed(w, p, "08006", msg);
+		return;
+	}
+	ev_io_stop(w->loop, &s->conn.wio);
+	s->conn.write_blocked = false;
+	pool_set_server_state(s, SERVER_LOGIN);
+	ev_io_start(w->loop, &s->conn.rio);
+	server_send_startup(w, s);
+	if (conn_flush(&s->conn) == CONN_ERROR)
+		server_login_failed(s, "08006", "could not send the startup packet");
+}
+
+static void server_on_writable(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct server *s = io->data;
+	struct worker *w = server_worker(s);
+	if (s->state == SERVER_CONNECTING) {
+		server_on_connected(w, s);
+		return;
+	}
+	enum conn_result r = conn_flush(&s->conn);
+	if (r == CONN_ERROR) {
+		server_close(w, s, "could not write to server", true);
+		return;
+	}
+	if (r == CONN_OK && s->client != NULL)
+		client_continue(w, s->client);
+}

@@ -1,0 +1,401 @@
+/*
+ * worker.c - the event loop's objects and their upkeep (worker.h).
+ *
+ * Keeps the runtime databases in step with the configuration (reload
+ * changes sizes and targets without dropping clients), runs the janitor
+ * that enforces timeouts, hands out cancel keys and sends cancel requests
+ * to servers without blocking.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "listener.h"
+#include "log.h"
+#include "password.h"
+#include "pool.h"
+#include "proto.h"
+#include "server.h"
+#include "userlist.h"
+
+/* How often the janitor looks at timeouts; the finest timeout resolution. */
+#define JANITOR_PERIOD 0.1
+
+static bool str_equal(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static char *str_dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+/* Copies a [databases] entry into runtime db; bumps its generation when the target moved. */
+static bool database_apply(struct database *db, const struct db_conf *dc, const char *name)
+{
+	const char *dbname = dc->dbname != NULL ? dc->dbname : name;
+	bool moved = !str_equal(db->host, dc->host) || db->port != dc->port ||
+		     !str_equal(db->dbname, dbname) || !str_equal(db->login_user, dc->user) ||
+		     !str_equal(db->login_password, dc->password);
+	if (moved) {
+		char *host = strdup(dc->host), *dn = strdup(dbname);
+		char *user = str_dup_or_null(dc->user), *pw = str_dup_or_null(dc->password);
+		if (host == NULL || dn == NULL || (dc->user && !user) || (dc->password && !pw)) {
+			free(host);
+			free(dn);
+			free(user);
+			free(pw);
+			return false;
+		}
+		free(db->host);
+		free(db->dbname);
+		free(db->login_user);
+		free(db->login_password);
+		db->host = host;
+		db->dbname = dn;
+		db->login_user = user;
+		db->login_password = pw;
+		db->port = dc->port;
+		db->generation++;
+	}
+	db->pool_size = dc->pool_size;
+	db->min_pool_size = dc->min_pool_size;
+	db->reserve_pool_size = dc->reserve_pool_size;
+	db->max_db_connections = dc->max_db_connections;
+	db->pool_mode_set = dc->pool_mode_set;
+	db->pool_mode = dc->pool_mode;
+	db->removed = false;
+	return true;
+}
+
+static struct database *database_new(struct worker *w, const struct db_conf *dc, const char *name)
+{
+	struct database *db = calloc(1, sizeof(*db));
+	if (db == NULL || (db->name = strdup(name)) == NULL) {
+		free(db);
+		return NULL;
+	}
+	list_init(&db->pools);
+	if (!database_apply(db, dc, name)) {
+		free(db->name);
+		free(db);
+		return NULL;
+	}
+	db->from_wildcard = strcmp(dc->name, "*") == 0;
+	list_add_tail(&w->databases, &db->node);
+	return db;
+}
+
+static void database_free(struct database *db)
+{
+	list_del(&db->node);
+	free(db->name);
+	free(db->dbname);
+	free(db->host);
+	free(db->login_user);
+	free(db->login_password);
+	free(db);
+}
+
+static struct database *database_lookup(struct worker *w, const char *name)
+{
+	struct list_head *pos, *tmp;
+	list_for_each_safe(pos, tmp, &w->databases)
+	{
+		struct database *db = list_entry(pos, struct database, node);
+		if (strcmp(db->name, name) == 0)
+			return db;
+	}
+	return NULL;
+}
+
+struct database *worker_find_database(struct worker *w, const char *name)
+{
+	struct database *db = database_lookup(w, name);
+	if (db != NULL)
+		return db->removed ? NULL : db;
+	const struct db_conf *dc = config_find_db(w->cfg, name);
+	return dc != NULL ? database_new(w, dc, name) : NULL;
+}
+
+/* Brings the runtime databases in line with w->cfg. */
+static void worker_apply_databases(struct worker *w)
+{
+	struct list_head *pos, *tmp;
+	list_for_each_safe(pos, tmp, &w->databases)
+	{
+		struct database *db = list_entry(pos, struct database, node);
+		const struct db_conf *dc = config_find_db(w->cfg, db->name);
+		bool same_kind = dc != NULL && (strcmp(dc->name, "*") == 0) == db->from_wildcard;
+		if (!same_kind || !database_apply(db, dc, db->name)) {
+			db->removed = true;
+			db->generation++;
+		}
+		/* Settings may differ now: learn them again from a server. */
+		struct list_head *pp, *pt;
+		list_for_each_safe(pp, pt, &db->pools)
+		{
+			list_entry(pp, struct pool, node)->have_welcome = false;
+		}
+		if (db->removed && list_empty(&db->pools))
+			database_free(db);
+	}
+	for (size_t i = 0; i < w->cfg->n_dbs; i++) {
+		const struct db_conf *dc = &w->cfg->dbs[i];
+		if (strcmp(dc->name, "*") != 0 && database_lookup(w, dc->name) == NULL &&
+		    database_new(w, dc, dc->name) == NULL)
+			log_error("out of memory adding database %s", dc->name);
+	}
+}
+
+/* ----- cancel keys ----- */
+
+static uint32_t cancel_slot(const struct worker *w, uint32_t pid)
+{
+	return (pid * 2654435761u) & (w->cancel_table_size - 1);
+}
+
+void worker_register_cancel(struct worker *w, struct client *c)
+{
+	uint8_t rnd[4];
+	/* The pid half only has to be unique; the key half must be unguessable. */
+	do {
+		c->cancel_pid = ++w->next_cancel_pid & 0x7fffffff;
+	} while (c->cancel_pid == 0);
+	if (!password_random_bytes(rnd, sizeof(rnd)))
+		memset(rnd, 0, sizeof(rnd));
+	c->cancel_key = proto_get_u32(rnd);
+	uint32_t slot = cancel_slot(w, c->cancel_pid);
+	c->cancel_next = w->cancel_table[slot];
+	w->cancel_table[slot] = c;
+}
+
+void worker_unregister_cancel(struct worker *w, struct client *c)
+{
+	if (c->cancel_pid == 0)
+		return;
+	struct client **pp = &w->cancel_table[cancel_slot(w, c->cancel_pid)];
+	while (*pp != NULL && *pp != c)
+		pp = &(*pp)->cancel_next;
+	if (*pp == c)
+		*pp = c->cancel_next;
+	c->cancel_pid = 0;
+}
+
+struct client *worker_find_cancel(struct worker *w, uint32_t pid, uint32_t key)
+{
+	for (struct client *c = w->cancel_table[cancel_slot(w, pid)]; c != NULL; c = c->cancel_next)
+		if (c->cancel_pid == pid && c->cancel_key == key)
+			return c;
+	return NULL;
+}
+
+static void cancel_free(struct worker *w, struct cancel_req *cr)
+{
+	ev_io_stop(w->loop, &cr->io);
+	close(cr->fd);
+	list_del(&cr->node);
+	free(cr);
+}
+
+static void cancel_on_writable(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct cancel_req *cr = io->data;
+	struct worker *w = (struct worker *)ev_userdata(loop);
+	ssize_t n = send(cr->fd, cr->packet, sizeof(cr->packet), MSG_NOSIGNAL);
+	if (n != (ssize_t)sizeof(cr->packet))
+		log_warning("could not send a cancel request: %s",
+			    n < 0 ? strerror(errno) : "short write");
+	cancel_free(w, cr);
+}
+
+void worker_send_cancel(struct worker *w, struct server *server)
+{
+	struct cancel_req *cr = calloc(1, sizeof(*cr));
+	if (cr == NULL)
+		return;
+	struct obuf ob;
+	obuf_init(&ob, sizeof(cr->packet));
+	proto_put_cancel(&ob, server->backend_pid, server->backend_key);
+	memcpy(cr->packet, ob.data, sizeof(cr->packet));
+	obuf_free(&ob);
+	/* A fresh connection to the same server, opened like any other. */
+	char addr[64];
+	cr->fd = -1;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getpeername(server->conn.fd, (struct sockaddr *)&ss, &sl) == 0) {
+		cr->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (cr->fd >= 0 && connect(cr->fd, (struct sockaddr *)&ss, sl) < 0 &&
+		    errno != EINPROGRESS && errno != EAGAIN) {
+			close(cr->fd);
+			cr->fd = -1;
+		}
+	}
+	snprintf(addr, sizeof(addr), "%s", server_describe(server));
+	if (cr->fd < 0) {
+		log_warning("could not connect to %s to cancel a query: %s", addr, strerror(errno));
+		free(cr);
+		return;
+	}
+	cr->started = ev_now(w->loop);
+	ev_io_init(&cr->io, cancel_on_writable, cr->fd, EV_WRITE);
+	cr->io.data = cr;
+	ev_io_start(w->loop, &cr->io);
+	list_add_tail(&w->cancels, &cr->node);
+	log_debug("cancel request sent to %s", addr);
+}
+
+/* ----- janitor ----- */
+
+static void worker_on_janitor(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)revents;
+	struct worker *w = t->data;
+	ev_tstamp now = ev_now(loop);
+	client_janitor(w, now);
+	struct list_head *dpos, *dtmp;
+	list_for_each_safe(dpos, dtmp, &w->databases)
+	{
+		struct database *db = list_entry(dpos, struct database, node);
+		struct list_head *pos, *tmp;
+		list_for_each_safe(pos, tmp, &db->pools)
+		{
+			pool_janitor(w, list_entry(pos, struct pool, node), now);
+		}
+		list_for_each_safe(pos, tmp, &db->pools)
+		{
+			pool_free_if_unused(w, list_entry(pos, struct pool, node));
+		}
+		if (db->removed && list_empty(&db->pools))
+			database_free(db);
+	}
+	list_for_each_safe(dpos, dtmp, &w->cancels)
+	{
+		struct cancel_req *cr = list_entry(dpos, struct cancel_req, node);
+		if (now - cr->started > (double)w->cfg->server_connect_timeout / 1e6)
+			cancel_free(w, cr);
+	}
+	listener_resume_all(w);
+	if (w->shutting_down && (w->n_clients == 0 || now >= w->shutdown_deadline)) {
+		if (w->n_clients > 0)
+			log_info("shutdown_timeout reached with %d clients left", w->n_clients);
+		w->stop_requested = true;
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static void worker_on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	(void)loop;
+	(void)revents;
+	client_run_deferred(p->data);
+}
+
+bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
+		 struct userlist *users)
+{
+	memset(w, 0, sizeof(*w));
+	w->loop = loop;
+	w->cfg = cfg;
+	w->users = users;
+	ev_set_userdata(loop, w);
+	iobuf_pool_init(&w->iobufs, (uint32_t)cfg->pkt_buf);
+	list_init(&w->databases);
+	list_init(&w->clients);
+	list_init(&w->cancels);
+	list_init(&w->deferred);
+	w->cancel_table_size = 1u << 14;
+	w->cancel_table = calloc(w->cancel_table_size, sizeof(*w->cancel_table));
+	if (w->cancel_table == NULL)
+		return false;
+	uint8_t rnd[4];
+	if (password_random_bytes(rnd, sizeof(rnd)))
+		w->next_cancel_pid = proto_get_u32(rnd) & 0xffffff;
+	worker_apply_databases(w);
+	ev_timer_init(&w->janitor, worker_on_janitor, JANITOR_PERIOD, JANITOR_PERIOD);
+	w->janitor.data = w;
+	ev_timer_start(loop, &w->janitor);
+	ev_prepare_init(&w->deferred_watcher, worker_on_prepare);
+	w->deferred_watcher.data = w;
+	ev_prepare_start(loop, &w->deferred_watcher);
+	return listener_open_all(w);
+}
+
+void worker_reload(struct worker *w, struct config *cfg, struct userlist *users)
+{
+	config_free(w->cfg);
+	w->cfg = cfg;
+	if (users != NULL) {
+		userlist_free(w->users);
+		w->users = users;
+	}
+	worker_apply_databases(w);
+	log_info("configuration reloaded: %zu databases", cfg->n_dbs);
+}
+
+void worker_begin_shutdown(struct worker *w)
+{
+	if (w->shutting_down)
+		return;
+	w->shutting_down = true;
+	w->shutdown_deadline = ev_now(w->loop) + (double)w->cfg->shutdown_timeout / 1e6;
+	listener_close_all(w);
+	log_info("shutting down: waiting for %d clients to finish (shutdown_timeout %.1fs)",
+		 w->n_clients, (double)w->cfg->shutdown_timeout / 1e6);
+}
+
+void worker_close_all(struct worker *w)
+{
+	listener_close_all(w);
+	while (!list_empty(&w->clients)) {
+		struct client *c = list_entry(list_first(&w->clients), struct client, node);
+		client_fatal(w, c, "57P01", "terminating connection due to administrator command");
+	}
+	struct list_head *dpos, *dtmp;
+	list_for_each_safe(dpos, dtmp, &w->databases)
+	{
+		struct database *db = list_entry(dpos, struct database, node);
+		struct list_head *pos, *tmp;
+		list_for_each_safe(pos, tmp, &db->pools)
+		{
+			struct pool *p = list_entry(pos, struct pool, node);
+			struct list_head *lists[] = {&p->idle, &p->active, &p->opening, &p->resetting};
+			for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+				while (!list_empty(lists[i])) {
+					struct server *s =
+					    list_entry(list_first(lists[i]), struct server, node);
+					proto_put_terminate(&s->conn.out);
+					conn_flush(&s->conn);
+					server_close(w, s, "pgsluice stopping", false);
+				}
+			}
+			pool_free_if_unused(w, p);
+		}
+		database_free(db);
+	}
+	while (!list_empty(&w->cancels))
+		cancel_free(w, list_entry(list_first(&w->cancels), struct cancel_req, node));
+}
+
+void worker_destroy(struct worker *w)
+{
+	worker_close_all(w);
+	ev_timer_stop(w->loop, &w->janitor);
+	ev_prepare_stop(w->loop, &w->deferred_watcher);
+	free(w->cancel_table);
+	iobuf_pool_destroy(&w->iobufs);
+	config_free(w->cfg);
+	userlist_free(w->users);
+	w->cfg = NULL;
+	w->users = NULL;
+}

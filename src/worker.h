@@ -1,0 +1,219 @@
+/*
+ * worker.h - one event loop and everything that lives on it.
+ *
+ * All per-loop state (clients, servers, pools, databases, buffers, timers)
+ * hangs off struct worker, never off globals, so that more event-loop
+ * threads can come without a rewrite. The structs of the objects that move
+ * between the modules (client, server, pool, database) are declared here
+ * so that each module sees the others' fields it links through; the
+ * behaviour of each lives in its own file.
+ */
+#ifndef PGSLUICE_WORKER_H
+#define PGSLUICE_WORKER_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "conn.h"
+#include "list.h"
+#include "params.h"
+struct scram_client;
+struct scram_server;
+
+/* Bound of what pgsluice itself queues for one socket. */
+#define OUTPUT_LIMIT (64u << 20)
+/* Output memory kept between messages; more goes back to malloc. */
+#define OUTPUT_KEEP (64u << 10)
+
+struct userlist;
+struct listener;
+
+/* The runtime side of a [databases] entry; survives reloads. */
+struct database {
+	struct list_head node; /* worker.databases */
+	char *name;            /* what clients ask for */
+	char *dbname;          /* the database on the server */
+	char *host;
+	int port;
+	char *login_user;      /* override of the server login, or NULL */
+	char *login_password;
+	int pool_size;
+	int min_pool_size;
+	int reserve_pool_size;
+	int max_db_connections;
+	bool pool_mode_set;
+	enum pool_mode pool_mode;
+	bool removed;          /* gone from the config: no new clients */
+	bool from_wildcard;    /* made for a name the "*" entry matched */
+	uint32_t generation;   /* bumped when the target changes: old servers retire */
+	struct list_head pools;
+};
+
+/* Servers of one (database, user) pair and the clients waiting for them. */
+struct pool {
+	struct list_head node; /* database.pools */
+	struct database *db;
+	char *user;
+	struct list_head idle;       /* SERVER_IDLE, most recently used first */
+	struct list_head active;     /* SERVER_ACTIVE */
+	struct list_head opening;    /* SERVER_CONNECTING and SERVER_LOGIN */
+	struct list_head resetting;  /* SERVER_RESETTING */
+	struct list_head waiting;    /* clients in CLIENT_WAITING, FIFO */
+	int n_idle, n_active, n_opening, n_resetting, n_waiting;
+	int n_clients;               /* logged-in clients using this pool */
+	/* The normalized startup parameters a client with the same requested
+	 * parameters gets, learned from a server: skips a round trip at login. */
+	uint64_t welcome_key;
+	struct params welcome;
+	bool have_welcome;
+	ev_tstamp last_failure;      /* of a connect or login, for server_login_retry */
+	char failure_sqlstate[6];
+	char failure_message[256];
+	uint64_t total_xacts, total_queries, total_wait_usec, total_xact_usec;
+};
+
+enum server_state {
+	SERVER_CONNECTING, /* TCP connect in progress */
+	SERVER_LOGIN,      /* startup and authentication */
+	SERVER_IDLE,       /* in the pool, ready */
+	SERVER_ACTIVE,     /* linked to a client */
+	SERVER_RESETTING,  /* running server_reset_query, replies swallowed */
+};
+
+/* What a server's ReadyForQuery asks to be done once processing stops. */
+enum server_event {
+	SERVER_EVENT_NONE,
+	SERVER_EVENT_LOGGED_IN,    /* login finished: ready for the pool */
+	SERVER_EVENT_RESET_DONE,   /* server_reset_query finished */
+	SERVER_EVENT_WELCOME_DONE, /* a new client's settings are applied */
+	SERVER_EVENT_SYNC_FAILED,  /* a SET for the client's settings failed */
+	SERVER_EVENT_STATEMENT_TX, /* a transaction began in statement mode */
+};
+
+struct server {
+	struct conn conn;
+	struct list_head node; /* the pool list its state names */
+	struct pool *pool;
+	enum server_state state;
+	struct client *client; /* linked client (SERVER_ACTIVE) */
+	struct params params;  /* settings it runs with now */
+	struct params startup; /* what it logged in with: DISCARD ALL returns here */
+	uint32_t backend_pid, backend_key;
+	uint32_t expect_rfq;   /* ReadyForQuery messages owed to the client */
+	uint32_t swallow_rfq;  /* ReadyForQuery messages of pgsluice's own queries */
+	char tx_status;        /* of the last ReadyForQuery */
+	bool close_on_release; /* stale: close instead of pooling */
+	bool sync_failed;      /* an own query (sync/reset) got an error */
+	bool release_pending;  /* release once the client has been sent everything */
+	bool fatal_forwarded;  /* the client was sent the server's FATAL error */
+	uint32_t generation;
+	enum server_event event;
+	struct scram_client *scram;
+	ev_tstamp opened_at, last_used;
+	ev_tstamp query_start;  /* first message of the current transaction */
+	char addr[64];
+};
+
+enum client_state {
+	CLIENT_STARTUP, /* waiting for the startup packet */
+	CLIENT_AUTH,    /* authentication exchange */
+	CLIENT_WELCOME, /* authenticated; learning its session parameters */
+	CLIENT_IDLE,    /* logged in, no server linked */
+	CLIENT_WAITING, /* has a request, waiting for a server */
+	CLIENT_ACTIVE,  /* linked to a server */
+};
+
+enum client_auth_step { AUTH_STEP_NONE, AUTH_STEP_MD5, AUTH_STEP_SCRAM_FIRST, AUTH_STEP_SCRAM_FINAL };
+
+struct client {
+	struct conn conn;
+	struct list_head node;      /* worker.clients */
+	struct list_head wait_node; /* pool.waiting while CLIENT_WAITING */
+	struct list_head deferred_node; /* worker.deferred */
+	enum client_state state;
+	struct pool *pool;
+	struct server *server;
+	char *user;
+	char *dbname;
+	struct params params;       /* the session settings it wants */
+	uint64_t startup_key;       /* hash of what it asked for at startup */
+	enum pool_mode mode;
+	uint32_t cancel_pid, cancel_key;
+	struct client *cancel_next; /* worker's cancel table chain */
+	enum client_auth_step auth_step;
+	uint8_t auth_outcome;       /* enum auth_result of the last message */
+	uint8_t md5_salt[4];
+	struct scram_server *scram;
+	bool fail_pending;          /* drop the request's messages up to Sync */
+	bool in_transaction;        /* last ReadyForQuery said T or E */
+	bool closing_after_flush;   /* a FATAL was queued; close once sent */
+	ev_tstamp connected_at, wait_since, last_activity;
+	char addr[64];
+};
+
+/* One pending cancel toward a server. */
+struct cancel_req {
+	struct list_head node;
+	int fd;
+	ev_io io;
+	uint8_t packet[16];
+	ev_tstamp started;
+};
+
+struct worker {
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct userlist *users;
+	struct iobuf_pool iobufs;
+	struct list_head databases;
+	struct list_head clients;
+	struct list_head cancels;
+	struct list_head deferred;    /* clients with input to process before polling */
+	ev_prepare deferred_watcher;
+	int n_clients;
+	int n_servers;
+	struct listener *listeners;
+	ev_timer janitor;
+	uint32_t next_cancel_pid;
+	struct client **cancel_table; /* chained by cancel_pid */
+	uint32_t cancel_table_size;
+	bool shutting_down;
+	ev_tstamp shutdown_deadline;
+	bool stop_requested;
+};
+
+/* Sets up w around loop with cfg (which w then owns); false on failure. */
+bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
+		 struct userlist *users);
+
+/* Applies a new configuration (w takes ownership of cfg and users). */
+void worker_reload(struct worker *w, struct config *cfg, struct userlist *users);
+
+/* Stops accepting; clients leave after their transactions (graceful). */
+void worker_begin_shutdown(struct worker *w);
+
+/* Closes everything at once. */
+void worker_close_all(struct worker *w);
+
+/* Frees what worker_init made. */
+void worker_destroy(struct worker *w);
+
+/* The database clients call name, created from the "*" entry if needed. */
+struct database *worker_find_database(struct worker *w, const char *name);
+
+/* Registers c under a fresh cancel key. */
+void worker_register_cancel(struct worker *w, struct client *c);
+
+/* Forgets c's cancel key. */
+void worker_unregister_cancel(struct worker *w, struct client *c);
+
+/* The client owning the key, or NULL. */
+struct client *worker_find_cancel(struct worker *w, uint32_t pid, uint32_t key);
+
+/* Sends a CancelRequest for server's running query, without blocking. */
+void worker_send_cancel(struct worker *w, struct server *server);
+
+#endif

@@ -1,0 +1,15 @@
+/* suites.h - one Check suite per pure module; main.c runs them all. */
+#ifndef PGSLUICE_UNIT_SUITES_H
+#define PGSLUICE_UNIT_SUITES_H
+
+#include <check.h>
+
+Suite *classify_suite(void);
+Suite *config_suite(void);
+Suite *histogram_suite(void);
+Suite *password_suite(void);
+Suite *proto_suite(void);
+Suite *scram_suite(void);
+Suite *userlist_suite(void);
+
+#endif
