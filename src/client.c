@@ -12,14 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "auth.h"
+#include "health.h"
 #include "classify.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
+#include "router.h"
 #include "server.h"
 
 static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t total,
@@ -48,7 +52,7 @@ void client_refuse(int fd, const char *sqlstate, const char *message)
 	close(fd);
 }
 
-void client_accept(struct worker *w, int fd, const char *addr)
+void client_accept(struct worker *w, int fd, const char *addr, bool refusing)
 {
 	struct client *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
@@ -60,9 +64,12 @@ void client_accept(struct worker *w, int fd, const char *addr)
 	list_init(&c->deferred_node);
 	list_add_tail(&w->clients, &c->node);
 	params_init(&c->params);
+	obuf_init(&c->retry, RETRY_LIMIT);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->connected_at = c->last_activity = ev_now(w->loop);
 	c->state = CLIENT_STARTUP;
+	c->refusing = refusing;
+	w->n_refusing += refusing;
 	w->n_clients++;
 	ev_io_start(w->loop, &c->conn.rio);
 }
@@ -132,8 +139,10 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 	conn_close(&c->conn);
 	auth_clear(c);
 	params_free(&c->params);
+	obuf_free(&c->retry);
 	free(c->user);
 	free(c->dbname);
+	w->n_refusing -= c->refusing;
 	free(c);
 	w->n_clients--;
 	if (p != NULL)
@@ -169,8 +178,25 @@ void client_server_lost(struct worker *w, struct client *c, bool fatal_forwarded
 
 void client_on_ready(struct worker *w, struct client *c, char status)
 {
+	struct stats *st = &c->pool->db->stats;
+	ev_tstamp now = ev_now(w->loop);
 	c->in_transaction = status != 'I';
-	c->last_activity = ev_now(w->loop);
+	c->last_activity = now;
+	if (c->server != NULL && c->server->expect_rfq == 0) {
+		obuf_reset(&c->retry);
+		c->retry_rfq = 0;
+	}
+	if (!c->in_transaction && c->xact_open) {
+		c->xact_open = false;
+		stats_record_xact(st, (uint64_t)((now - c->xact_start) * 1e6));
+		if (!c->route_read && c->server != NULL && c->server->pool->target->role == TARGET_PRIMARY)
+			router_note_primary_commit(w, c);
+		c->route_read = false;
+	}
+	stats_record_bytes(st, c->conn.bytes_in - c->bytes_in_counted,
+			   c->conn.bytes_out - c->bytes_out_counted);
+	c->bytes_in_counted = c->conn.bytes_in;
+	c->bytes_out_counted = c->conn.bytes_out;
 }
 
 /* The settings a new client starts with: the server's defaults, then its own requests. */
@@ -205,7 +231,32 @@ void client_on_linked(struct worker *w, struct client *c)
 	}
 	client_set_state(c, CLIENT_ACTIVE);
 	server_sync_params(w, s, c);
+	if (c->retried && c->retry.len > 0) {
+		/* The read that failed elsewhere runs again here, from its first byte. */
+		obuf_put(&s->conn.out, c->retry.data, c->retry.len);
+		s->expect_rfq += c->retry_rfq;
+		s->query_start = ev_now(w->loop);
+	}
 	client_defer(w, c);
+}
+
+bool client_retry_read(struct worker *w, struct client *c, struct target *failed)
+{
+	if (!c->route_read || c->retried || (c->retry.len > 0 && !c->retry_ok))
+		return false;
+	struct target *t = router_retry_target(w, c, failed);
+	if (t == NULL)
+		return false;
+	struct pool *p = t == c->pool->db->primary ? c->pool : pool_get(w, c->pool->db, t, c->user);
+	if (p == NULL)
+		return false;
+	log_debug("client %s: read failed on %s:%d, retrying on %s:%d", c->addr, failed->host,
+		  failed->port, t->host, t->port);
+	c->retried = true;
+	t->retries++;
+	client_set_state(c, CLIENT_IDLE);
+	pool_acquire(w, p, c);
+	return true;
 }
 
 void client_on_unlinked(struct worker *w, struct client *c)
@@ -266,6 +317,10 @@ static bool client_param_is_setting(const struct worker *w, const char *name)
 /* Authenticated: find the database and pool, then learn the settings. */
 static void client_login(struct worker *w, struct client *c)
 {
+	if (strcmp(c->dbname, ADMIN_DATABASE) == 0) {
+		admin_login(w, c);
+		return;
+	}
 	struct database *db = worker_find_database(w, c->dbname);
 	if (db == NULL) {
 		char msg[256];
@@ -273,13 +328,21 @@ static void client_login(struct worker *w, struct client *c)
 		client_fatal(w, c, "3D000", msg);
 		return;
 	}
-	c->pool = pool_get(w, db, c->user);
+	if (db->disabled) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "database \"%s\" is disabled", c->dbname);
+		client_fatal(w, c, "57P03", msg);
+		return;
+	}
+	c->pool = pool_get(w, db, db->primary, c->user);
 	if (c->pool == NULL) {
 		client_fatal(w, c, "53200", "out of memory");
 		return;
 	}
 	c->pool->n_clients++;
 	c->mode = pool_mode_of(w, c->pool);
+	const struct user_conf *uc = config_find_user(w->cfg, c->user);
+	c->read_routing = uc != NULL && uc->read_routing_set ? uc->read_routing : db->read_routing;
 	worker_register_cancel(w, c);
 	client_set_state(c, CLIENT_WELCOME);
 	if (c->pool->have_welcome && c->pool->welcome_key == c->startup_key) {
@@ -358,6 +421,10 @@ static bool client_read_startup(struct worker *w, struct client *c)
 			client_handle_cancel(w, c, st.cancel_pid, st.cancel_key);
 			return false;
 		}
+		if (c->refusing) {
+			client_fatal(w, c, "53300", "sorry, too many clients already (max_client_conn)");
+			return false;
+		}
 		const char *user = proto_startup_get(&st, "user");
 		if (user == NULL || user[0] == '\0') {
 			client_fatal(w, c, "28000", "no PostgreSQL user name specified in startup packet");
@@ -413,6 +480,44 @@ static bool client_opens_transaction(const uint8_t *msg, uint32_t total)
 	return r.kind == CLASSIFY_BEGIN || r.kind == CLASSIFY_START;
 }
 
+/* Skips spaces; then true when the text at *p starts with word (any case). */
+static bool take_word(const char **p, const char *end, const char *word)
+{
+	while (*p < end && (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r'))
+		(*p)++;
+	size_t n = strlen(word);
+	if ((size_t)(end - *p) < n || strncasecmp(*p, word, n) != 0)
+		return false;
+	*p += n;
+	return true;
+}
+
+/* Recognizes "SET pgsluice.route = primary|replica|auto" (pgsluice answers it itself). */
+static bool client_parse_route_setting(const uint8_t *msg, uint32_t total, enum route_pin *pin)
+{
+	const char *p = (const char *)msg + PROTO_HEADER_LEN;
+	const char *end = p + strnlen(p, total - PROTO_HEADER_LEN);
+	if (!take_word(&p, end, "set") || !take_word(&p, end, "pgsluice.route"))
+		return false;
+	if (!take_word(&p, end, "=") && !take_word(&p, end, "to"))
+		return false;
+	bool quoted = take_word(&p, end, "'");
+	if (take_word(&p, end, "primary"))
+		*pin = ROUTE_PIN_PRIMARY;
+	else if (take_word(&p, end, "replica"))
+		*pin = ROUTE_PIN_REPLICA;
+	else if (take_word(&p, end, "auto"))
+		*pin = ROUTE_PIN_AUTO;
+	else
+		return false;
+	if (quoted && !take_word(&p, end, "'"))
+		return false;
+	take_word(&p, end, ";");
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p == end;
+}
+
 /* Drops the messages of a failed request up to its end, then says ready. */
 static enum conn_action client_drop_failed(struct client *c, uint8_t type)
 {
@@ -450,6 +555,8 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 	c->last_activity = ev_now(w->loop);
 	if (c->fail_pending)
 		return client_drop_failed(c, type);
+	if (c->is_admin)
+		return avail < total ? CONN_NEED_ALL : admin_on_message(w, c, msg, total);
 	if (c->state == CLIENT_IDLE) {
 		if (w->shutting_down && !c->in_transaction) {
 			client_fatal(w, c, "57P01", "pgsluice is shutting down");
@@ -466,14 +573,67 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 				return client_drop_failed(c, type);
 			}
 		}
-		pool_acquire(w, c->pool, c);
+		if (type == 'Q') {
+			if (avail < total && total <= w->iobufs.size)
+				return CONN_NEED_ALL;
+			enum route_pin pin;
+			if (avail == total && client_parse_route_setting(msg, total, &pin)) {
+				c->route_pin = pin;
+				obuf_msg_begin(&c->conn.out, 'C');
+				obuf_put_str(&c->conn.out, "SET");
+				obuf_msg_end(&c->conn.out);
+				proto_put_ready(&c->conn.out, 'I');
+				return CONN_CONSUMED;
+			}
+		}
+		struct route r;
+		switch (router_route(w, c, msg, total, avail, &r)) {
+		case ROUTER_NEED_ALL:
+			return CONN_NEED_ALL;
+		case ROUTER_NO_REPLICA:
+			proto_put_error(&c->conn.out, false, "57P03",
+					"no replica can serve this read (replica_fallback = error)", NULL,
+					NULL);
+			c->fail_pending = true;
+			return client_drop_failed(c, type);
+		case ROUTER_OK:
+			break;
+		}
+		struct pool *p = r.target == c->pool->target
+					 ? c->pool
+					 : pool_get(w, c->pool->db, r.target, c->user);
+		if (p == NULL) {
+			client_fatal(w, c, "53200", "out of memory");
+			return CONN_GONE;
+		}
+		c->route_read = r.read;
+		c->retried = false;
+		c->retry_ok = true;
+		obuf_reset(&c->retry);
+		c->retry_rfq = 0;
+		r.target->routed++;
+		pool_acquire(w, p, c);
 		if (c->server == NULL)
 			return CONN_STOP;
 	}
 	struct server *s = c->server;
+	if (c->route_read && c->retry_ok) {
+		/* Keep a replica read's bytes until it answers: a broken replica gets a retry. */
+		if (avail == total && obuf_put(&c->retry, msg, total)) {
+			if (type == 'Q' || type == 'S' || type == 'F')
+				c->retry_rfq++;
+		} else {
+			c->retry_ok = false;
+			obuf_reset(&c->retry);
+		}
+	}
 	if (type == 'Q' || type == 'S' || type == 'F') {
 		if (s->expect_rfq == 0)
-			s->query_start = ev_now(w->loop);
+			s->query_start = c->last_activity;
+		if (!c->xact_open) {
+			c->xact_open = true;
+			c->xact_start = c->last_activity;
+		}
 		s->expect_rfq++;
 		s->release_pending = false;
 	}
@@ -487,6 +647,10 @@ static void client_after_process(struct worker *w, struct client *c, enum conn_r
 	case CONN_YIELDED:
 		if (c->state == CLIENT_AUTH) {
 			client_after_auth(w, c, (enum auth_result)c->auth_outcome);
+			break;
+		}
+		if (c->is_admin) {
+			admin_run_pending(w, c);
 			break;
 		}
 		/* fall through */

@@ -14,8 +14,11 @@
 
 #include "worker.h"
 
-/* Takes over an accepted socket. addr names the peer for logs. */
-void client_accept(struct worker *w, int fd, const char *addr);
+/*
+ * Takes over an accepted socket. addr names the peer for logs; refusing
+ * marks a client over max_client_conn, told 53300 after its startup packet.
+ */
+void client_accept(struct worker *w, int fd, const char *addr, bool refusing);
 
 /* Refuses an accepted socket with a FATAL error (max_client_conn, shutdown). */
 void client_refuse(int fd, const char *sqlstate, const char *message);
@@ -41,6 +44,12 @@ void client_fail_request(struct worker *w, struct client *c, const char *sqlstat
 
 /* c's linked server is gone; tell c (unless it saw the FATAL) and close it. */
 void client_server_lost(struct worker *w, struct client *c, bool fatal_forwarded);
+
+/*
+ * c's read failed on failed before any answer reached it: send it once to
+ * another target. Returns false when it cannot be retried.
+ */
+bool client_retry_read(struct worker *w, struct client *c, struct target *failed);
 
 /* Sends a FATAL error and closes c. */
 void client_fatal(struct worker *w, struct client *c, const char *sqlstate, const char *message);

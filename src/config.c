@@ -42,6 +42,10 @@ _Static_assert(sizeof(enum pool_mode) == sizeof(int), "enum pool_mode must be in
 
 static const char *const pool_mode_names[] = {"session", "transaction", "statement", NULL};
 static const char *const auth_type_names[] = {"trust", "md5", "scram-sha-256", NULL};
+static const char *const primary_reads_names[] = {"off", "on", "fallback-only", NULL};
+static const char *const replica_fallback_names[] = {"primary", "error", NULL};
+static const char *const route_unknown_names[] = {"primary", "replica", NULL};
+static const char *const read_your_writes_names[] = {"off", "client", "global", NULL};
 
 /* offsetof(struct config, f), refused at compile time unless f has type T. */
 #define FIELD(f, T)                                                                                \
@@ -125,6 +129,38 @@ const struct cfg_key config_keys[] = {
 	       "Run server_reset_query in transaction and statement pooling too"),
 	K_STR(ignore_startup_parameters, "", true,
 	      "Client parameters to drop instead of refuse, comma list (e.g. extra_float_digits)"),
+	K_BOOL(read_routing, "on", true,
+	       "Send provably read-only transactions to the replicas (transaction/statement pooling)"),
+	K_INT(replica_pool_size, "0", true, 0, 10000,
+	      "Server connections per replica, database and user; 0 = the database's pool size"),
+	K_ENUM(primary_reads, "fallback-only", true, primary_reads_names,
+	       "Whether the primary takes part in the read rotation: off, on or fallback-only"),
+	K_ENUM(replica_fallback, "primary", true, replica_fallback_names,
+	       "With no healthy replica, reads go to the primary or fail with an error"),
+	K_ENUM(route_unknown_functions, "primary", true, route_unknown_names,
+	       "Where statements that call unknown user functions go: primary or replica"),
+	K_STR(write_functions, "", true,
+	      "Extra functions whose call makes a statement a write, comma separated"),
+	K_STR(read_only_functions, "", true,
+	      "User functions known to be read-only, comma separated"),
+	K_DUR(health_check_period, "2s", "How often every server is probed; 0 = no probes"),
+	K_DUR(health_check_timeout, "3s", "A probe that takes longer fails"),
+	K_STR(health_check_user, "", true,
+	      "User of the health probes; empty = the database's user= or a pool's user"),
+	K_STR(health_check_password, "", true,
+	      "Password of health_check_user; empty = from the auth file"),
+	K_DUR(max_replica_lag, "10s", "A replica further behind in time is banned; 0 = no limit"),
+	K_SIZE(max_replica_lag_bytes, "16MB", true, 0, INT64_MAX,
+	       "A replica further behind in WAL bytes is banned; 0 = no limit"),
+	K_DUR(replica_ban_time, "10s", "How long a failed or lagging replica is skipped"),
+	K_ENUM(read_your_writes, "off", true, read_your_writes_names,
+	       "After a commit, reads wait for replicas that replayed it: off, client or global"),
+	K_DUR(lsn_probe_period, "50ms",
+	      "How often the primary's WAL position is read when read_your_writes is on"),
+	K_DUR(stats_period, "1min",
+	      "Length of the period SHOW STATS averages and the \"last period\" percentiles cover"),
+	K_STR(metrics_listen, "", false,
+	      "host:port of the Prometheus endpoint (GET /metrics); empty = off"),
 	K_SIZE(max_packet_size, "1GB", true, 16 * KB, 2 * GB,
 	       "Largest protocol message in either direction"),
 	K_SIZE_INT(pkt_buf, "16kB", false, 4 * KB, MB,
@@ -709,6 +745,14 @@ static const struct entry_key db_keys[] = {
 	 NULL, 0, 1000000, true},
 	{"pool_mode", CFG_ENUM, offsetof(struct db_conf, pool_mode),
 	 offsetof(struct db_conf, pool_mode_set), pool_mode_names, 0, 2, true},
+	{"replica_pool_size", CFG_INT, offsetof(struct db_conf, replica_pool_size), NO_SET_FLAG,
+	 NULL, 1, 10000, true},
+	{"read_routing", CFG_BOOL, offsetof(struct db_conf, read_routing),
+	 offsetof(struct db_conf, read_routing_set), NULL, 0, 1, true},
+	{"read_your_writes", CFG_ENUM, offsetof(struct db_conf, read_your_writes),
+	 offsetof(struct db_conf, read_your_writes_set), read_your_writes_names, 0, 2, true},
+	{"replica_only", CFG_BOOL, offsetof(struct db_conf, replica_only), NO_SET_FLAG, NULL, 0, 1,
+	 true},
 	/* Parsed by replicas_parse; listed so that the key is known and not given twice. */
 	{"replicas", CFG_STRING, 0, NO_SET_FLAG, NULL, 0, 0, true},
 	{NULL, CFG_STRING, 0, NO_SET_FLAG, NULL, 0, 0, false},
@@ -719,6 +763,8 @@ static const struct entry_key user_keys[] = {
 	 offsetof(struct user_conf, pool_mode_set), pool_mode_names, 0, 2, true},
 	{"max_user_connections", CFG_INT, offsetof(struct user_conf, max_user_connections),
 	 NO_SET_FLAG, NULL, 0, 1000000, true},
+	{"read_routing", CFG_BOOL, offsetof(struct user_conf, read_routing),
+	 offsetof(struct user_conf, read_routing_set), NULL, 0, 1, true},
 	{NULL, CFG_STRING, 0, NO_SET_FLAG, NULL, 0, 0, false},
 };
 
@@ -987,6 +1033,7 @@ static void database_add(struct load_ctx *ctx, const char *name, const char *val
 	}
 	db->port = 5432;
 	db->pool_size = db->min_pool_size = db->reserve_pool_size = db->max_db_connections = -1;
+	db->replica_pool_size = -1;
 	db->line = ctx->lineno;
 	entry_parse(ctx, label, db_keys, db, db, value);
 
@@ -1266,4 +1313,84 @@ bool config_list_contains(const char *list, const char *user)
 			p++;
 	}
 	return false;
+}
+
+/* Stores a parsed value of a non-string type into its field. */
+static void field_put(void *field, enum cfg_type type, int64_t v)
+{
+	switch (type) {
+	case CFG_BOOL:
+		*(bool *)field = v != 0;
+		break;
+	case CFG_DURATION:
+	case CFG_SIZE:
+		*(int64_t *)field = v;
+		break;
+	default:
+		*(int *)field = (int)v;
+		break;
+	}
+}
+
+/* The facts spanning keys that a single SET could break; false with why when one does. */
+static bool config_still_consistent(const struct config *cfg, char *why, size_t cap)
+{
+	if (cfg->min_pool_size > cfg->default_pool_size) {
+		snprintf(why, cap, "min_pool_size (%d) would be larger than default_pool_size (%d)",
+			 cfg->min_pool_size, cfg->default_pool_size);
+		return false;
+	}
+	if (cfg->auth_type != AUTH_TRUST && cfg->auth_file == NULL) {
+		snprintf(why, cap, "auth_file is required when auth_type is %s",
+			 auth_type_names[cfg->auth_type]);
+		return false;
+	}
+	for (size_t i = 0; i < cfg->n_dbs; i++) {
+		const struct db_conf *db = &cfg->dbs[i];
+		int min = db->min_pool_size >= 0 ? db->min_pool_size : cfg->min_pool_size;
+		int size = config_db_pool_size(cfg, db);
+		if (min > size) {
+			snprintf(why, cap,
+				 "[databases] %s: min_pool_size (%d) would be larger than its pool "
+				 "size (%d)",
+				 db->name, min, size);
+			return false;
+		}
+	}
+	return true;
+}
+
+bool config_set_value(struct config *cfg, const struct cfg_key *key, const char *text, char *why,
+		      size_t cap)
+{
+	void *field = (char *)cfg + key->offset;
+
+	if (!key->reloadable) {
+		snprintf(why, cap, "%s cannot be changed while pgsluice runs", key->name);
+		return false;
+	}
+	if (key->type == CFG_STRING) {
+		char *copy = NULL, *old = *(char **)field;
+		if (*text != '\0' && (copy = strdup(text)) == NULL) {
+			snprintf(why, cap, "out of memory");
+			return false;
+		}
+		*(char **)field = copy;
+		if (!config_still_consistent(cfg, why, cap)) {
+			*(char **)field = old;
+			free(copy);
+			return false;
+		}
+		free(old);
+		return true;
+	}
+	int64_t v, old = field_get(field, key->type);
+	if (!value_parse(key->type, key->enum_names, key->min, key->max, text, &v, why, cap))
+		return false;
+	field_put(field, key->type, v);
+	if (!config_still_consistent(cfg, why, cap)) {
+		field_put(field, key->type, old);
+		return false;
+	}
+	return true;
 }

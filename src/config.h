@@ -18,6 +18,11 @@ enum pool_mode { POOL_SESSION, POOL_TRANSACTION, POOL_STATEMENT };
 
 enum auth_type { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
 
+enum primary_reads { PRIMARY_READS_OFF, PRIMARY_READS_ON, PRIMARY_READS_FALLBACK_ONLY };
+enum replica_fallback { REPLICA_FALLBACK_PRIMARY, REPLICA_FALLBACK_ERROR };
+enum route_unknown { ROUTE_UNKNOWN_PRIMARY, ROUTE_UNKNOWN_REPLICA };
+enum read_your_writes { RYW_OFF, RYW_CLIENT, RYW_GLOBAL };
+
 enum cfg_type {
 	CFG_STRING,   /* char * (NULL when empty) */
 	CFG_INT,      /* int, bounded by min/max */
@@ -64,6 +69,12 @@ struct db_conf {
 	int max_db_connections; /* 0 = unlimited */
 	bool pool_mode_set;
 	enum pool_mode pool_mode;
+	int replica_pool_size; /* -1: the global replica_pool_size */
+	bool read_routing_set;
+	bool read_routing;
+	bool read_your_writes_set;
+	int read_your_writes; /* enum read_your_writes */
+	bool replica_only;    /* every session of this alias goes to the replicas */
 	struct replica_conf *replicas;
 	size_t n_replicas;
 	int line; /* where it was declared, for messages */
@@ -75,6 +86,8 @@ struct user_conf {
 	bool pool_mode_set;
 	enum pool_mode pool_mode;
 	int max_user_connections; /* -1: the global max_user_connections; 0 = unlimited */
+	bool read_routing_set;
+	bool read_routing;
 	int line;
 };
 
@@ -122,6 +135,27 @@ struct config {
 	bool server_reset_query_always;
 	char *ignore_startup_parameters; /* comma separated */
 
+	/* read routing */
+	bool read_routing;
+	int replica_pool_size;
+	int primary_reads;           /* enum primary_reads */
+	int replica_fallback;        /* enum replica_fallback */
+	int route_unknown_functions; /* enum route_unknown */
+	char *write_functions;       /* comma separated */
+	char *read_only_functions;
+	int64_t health_check_period;
+	int64_t health_check_timeout;
+	char *health_check_user;
+	char *health_check_password;
+	int64_t max_replica_lag;
+	int64_t max_replica_lag_bytes;
+	int64_t replica_ban_time;
+	int read_your_writes;        /* enum read_your_writes */
+	int64_t lsn_probe_period;
+
+	int64_t stats_period;
+	char *metrics_listen;
+
 	int64_t max_packet_size;
 	int pkt_buf;
 	int max_startup_packet;
@@ -166,5 +200,20 @@ enum pool_mode config_db_pool_mode(const struct config *cfg, const struct db_con
 
 /* true when user appears in the comma separated list. */
 bool config_list_contains(const char *list, const char *user);
+
+/*
+ * Changes one reloadable [pgsluice] key of a running snapshot in place (the
+ * admin console's SET; the event loop is single-threaded, so no reader sees
+ * half a change). text is parsed as a file value would be, then the facts
+ * that span keys (min_pool_size <= pool sizes, auth_file with auth_type) are
+ * checked again; on any failure the old value stays.
+ * cfg: the running snapshot.
+ * key: a row of config_keys[].
+ * text: the new value as INI text ("" empties a string key).
+ * why, cap: receive the reason on failure.
+ * Returns true when the value was changed.
+ */
+bool config_set_value(struct config *cfg, const struct cfg_key *key, const char *text, char *why,
+		      size_t cap);
 
 #endif

@@ -29,6 +29,10 @@ struct listener {
 	char name[128];
 };
 
+/* Clients over max_client_conn held just long enough to read their startup
+ * packet and be told 53300 (clients expect the error after startup). */
+#define REFUSING_MAX 64
+
 /* Accepts per event at most this many, so one busy port cannot starve the loop. */
 #define ACCEPT_BURST 64
 
@@ -65,13 +69,16 @@ static void listener_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 			client_refuse(fd, "57P01", "pgsluice is shutting down");
 			continue;
 		}
-		if (w->n_clients >= w->cfg->max_client_conn) {
-			log_warning("client %s refused: max_client_conn (%d) reached", addr,
-				    w->cfg->max_client_conn);
-			client_refuse(fd, "53300", "sorry, too many clients already (max_client_conn)");
+		bool over = w->n_clients - w->n_refusing >= w->cfg->max_client_conn;
+		if (over && w->n_refusing >= REFUSING_MAX) {
+			/* A flood: no slot left even to say why. */
+			close(fd);
 			continue;
 		}
-		client_accept(w, fd, addr);
+		if (over)
+			log_warning("client %s refused: max_client_conn (%d) reached", addr,
+				    w->cfg->max_client_conn);
+		client_accept(w, fd, addr, over);
 	}
 }
 

@@ -109,29 +109,12 @@ static void on_sighup(struct ev_loop *loop, ev_signal *sig, int revents)
 	(void)loop;
 	(void)revents;
 	struct daemon_state *d = sig->data;
-	struct config *cfg;
-	struct userlist *users;
 	log_info("SIGHUP: reloading %s", d->config_path);
-	char *errors = NULL;
-	cfg = config_load(d->config_path, &errors);
-	if (cfg == NULL) {
-		log_error("reload failed, keeping the running configuration:\n%s",
-			  errors != NULL ? errors : "");
+	char *errors = worker_reload_from_file(&d->worker);
+	if (errors != NULL) {
+		log_error("reload failed, keeping the running configuration:\n%s", errors);
 		free(errors);
-		return;
 	}
-	users = NULL;
-	if (cfg->auth_file != NULL && (users = userlist_load(cfg->auth_file, &errors)) == NULL) {
-		log_error("reload failed (auth_file), keeping the running configuration:\n%s",
-			  errors != NULL ? errors : "");
-		free(errors);
-		config_free(cfg);
-		return;
-	}
-	if (!log_open(cfg->logfile, cfg->syslog, cfg->verbose))
-		log_error("could not open log file \"%s\"", cfg->logfile);
-	log_reopen();
-	worker_reload(&d->worker, cfg, users);
 }
 
 static void on_sigterm(struct ev_loop *loop, ev_signal *sig, int revents)
@@ -229,6 +212,7 @@ int main(int argc, char **argv)
 		log_error("could not start the event loop");
 		return 1;
 	}
+	d->worker.config_path = d->config_path;
 	if (!worker_init(&d->worker, loop, cfg, users)) {
 		log_error("could not start: see the messages above");
 		return 1;

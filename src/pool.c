@@ -12,16 +12,18 @@
 #include <string.h>
 
 #include "client.h"
+#include "health.h"
 #include "log.h"
 #include "server.h"
 
-struct pool *pool_get(struct worker *w, struct database *db, const char *user)
+struct pool *pool_get(struct worker *w, struct database *db, struct target *target,
+		      const char *user)
 {
 	struct list_head *pos, *tmp;
 	list_for_each_safe(pos, tmp, &db->pools)
 	{
 		struct pool *p = list_entry(pos, struct pool, node);
-		if (strcmp(p->user, user) == 0)
+		if (p->target == target && strcmp(p->user, user) == 0)
 			return p;
 	}
 	struct pool *p = calloc(1, sizeof(*p));
@@ -30,6 +32,8 @@ struct pool *pool_get(struct worker *w, struct database *db, const char *user)
 		return NULL;
 	}
 	p->db = db;
+	p->target = target;
+	target->n_pools++;
 	list_init(&p->idle);
 	list_init(&p->active);
 	list_init(&p->opening);
@@ -37,7 +41,7 @@ struct pool *pool_get(struct worker *w, struct database *db, const char *user)
 	list_init(&p->waiting);
 	params_init(&p->welcome);
 	list_add_tail(&db->pools, &p->node);
-	(void)w;
+	p->mode = pool_mode_of(w, p);
 	return p;
 }
 
@@ -48,13 +52,15 @@ int pool_server_count(const struct pool *p)
 
 void pool_free_if_unused(struct worker *w, struct pool *p)
 {
-	(void)w;
 	if (pool_server_count(p) > 0 || p->n_clients > 0 || p->n_waiting > 0)
 		return;
+	struct target *t = p->target;
 	list_del(&p->node);
 	params_free(&p->welcome);
 	free(p->user);
 	free(p);
+	t->n_pools--;
+	worker_free_target_if_unused(w, t);
 }
 
 enum pool_mode pool_mode_of(const struct worker *w, const struct pool *p)
@@ -132,9 +138,22 @@ static bool db_has_room(const struct worker *w, const struct database *db)
 	return n < limit;
 }
 
-static int pool_limit(const struct worker *w, const struct pool *p, ev_tstamp now)
+/* The pool size of p's target: a replica's own, the database's, or the global. */
+static int pool_base_size(const struct worker *w, const struct pool *p)
 {
 	int size = p->db->pool_size >= 0 ? p->db->pool_size : w->cfg->default_pool_size;
+	if (p->target->role == TARGET_PRIMARY)
+		return size;
+	if (p->target->pool_size >= 0)
+		return p->target->pool_size;
+	if (p->db->replica_pool_size >= 0)
+		return p->db->replica_pool_size;
+	return w->cfg->replica_pool_size > 0 ? w->cfg->replica_pool_size : size;
+}
+
+static int pool_limit(const struct worker *w, const struct pool *p, ev_tstamp now)
+{
+	int size = pool_base_size(w, p);
 	int reserve = p->db->reserve_pool_size >= 0 ? p->db->reserve_pool_size
 						    : w->cfg->reserve_pool_size;
 	struct list_head *first = list_first(&p->waiting);
@@ -168,6 +187,8 @@ static void pool_open_for_waiting(struct worker *w, struct pool *p)
 /* Links idle servers to waiting clients, first come first served. */
 static void pool_serve_waiting(struct worker *w, struct pool *p)
 {
+	if (p->db->paused)
+		return;
 	while (!list_empty(&p->idle) && !list_empty(&p->waiting)) {
 		struct client *c = list_entry(list_first(&p->waiting), struct client, wait_node);
 		struct server *s = list_entry(list_first(&p->idle), struct server, node);
@@ -185,7 +206,7 @@ void pool_wake(struct worker *w, struct pool *p)
 
 void pool_acquire(struct worker *w, struct pool *p, struct client *c)
 {
-	if (!list_empty(&p->idle) && list_empty(&p->waiting)) {
+	if (!list_empty(&p->idle) && list_empty(&p->waiting) && !p->db->paused) {
 		server_link(w, list_entry(list_first(&p->idle), struct server, node), c);
 		return;
 	}
@@ -194,6 +215,7 @@ void pool_acquire(struct worker *w, struct pool *p, struct client *c)
 		client_set_state(c, CLIENT_WAITING);
 	c->wait_since = ev_now(w->loop);
 	list_add_tail(&p->waiting, &c->wait_node);
+	c->wait_pool = p;
 	p->n_waiting++;
 	pool_serve_waiting(w, p);
 }
@@ -203,7 +225,8 @@ void pool_cancel_wait(struct client *c)
 	if (!list_linked(&c->wait_node))
 		return;
 	list_del(&c->wait_node);
-	c->pool->n_waiting--;
+	c->wait_pool->n_waiting--;
+	c->wait_pool = NULL;
 }
 
 void pool_release(struct worker *w, struct server *s)
@@ -223,7 +246,7 @@ void pool_release(struct worker *w, struct server *s)
 		return;
 	}
 	bool reset = w->cfg->server_reset_query != NULL &&
-		     (pool_mode_of(w, p) == POOL_SESSION || w->cfg->server_reset_query_always);
+		     (p->mode == POOL_SESSION || w->cfg->server_reset_query_always);
 	if (reset) {
 		server_reset(w, s);
 		return;
@@ -249,12 +272,17 @@ void pool_server_failed(struct worker *w, struct pool *p, const char *sqlstate,
 		snprintf(p->failure_message, sizeof(p->failure_message), "%s", message);
 	}
 	p->last_failure = ev_now(w->loop);
+	if (p->target->role == TARGET_REPLICA)
+		health_report_failure(w, p->target, p->failure_message);
 	/* Servers already up or opening will still serve the queue. */
 	if (p->n_idle + p->n_active + p->n_opening + p->n_resetting > 0)
 		return;
 	while (!list_empty(&p->waiting)) {
 		struct client *c = list_entry(list_first(&p->waiting), struct client, wait_node);
 		pool_cancel_wait(c);
+		/* A read that never reached the failed replica goes to another target. */
+		if (p->target->role == TARGET_REPLICA && client_retry_read(w, c, p->target))
+			continue;
 		client_fail_request(w, c, p->failure_sqlstate, p->failure_message);
 	}
 }
@@ -263,7 +291,8 @@ void pool_janitor(struct worker *w, struct pool *p, ev_tstamp now)
 {
 	const struct config *cfg = w->cfg;
 	/* The queue is FIFO: only its head can be the longest waiter. */
-	while (cfg->query_wait_timeout > 0 && !list_empty(&p->waiting)) {
+	/* Clients held by PAUSE wait for RESUME, not for a timeout. */
+	while (cfg->query_wait_timeout > 0 && !p->db->paused && !list_empty(&p->waiting)) {
 		struct client *c = list_entry(list_first(&p->waiting), struct client, wait_node);
 		if (now - c->wait_since < (double)cfg->query_wait_timeout / 1e6)
 			break;

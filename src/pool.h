@@ -11,8 +11,9 @@
 
 #include "worker.h"
 
-/* The pool for (db, user), created when first needed; NULL without memory. */
-struct pool *pool_get(struct worker *w, struct database *db, const char *user);
+/* The pool for (db, target, user), created when first needed; NULL without memory. */
+struct pool *pool_get(struct worker *w, struct database *db, struct target *target,
+		      const char *user);
 
 /* Frees a pool that has no servers and no clients left. */
 void pool_free_if_unused(struct worker *w, struct pool *p);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "health.h"
 #include "log.h"
 #include "password.h"
 #include "pool.h"
@@ -45,17 +46,17 @@ static struct worker *server_worker(const struct server *s)
 }
 
 /* Resolves and connects without blocking on the connect itself. */
-static int server_connect_socket(const struct database *db, char *addr, size_t addr_cap)
+static int server_connect_socket(const struct target *t, char *addr, size_t addr_cap)
 {
-	if (db->host[0] == '/') {
+	if (t->host[0] == '/') {
 		struct sockaddr_un sun = {.sun_family = AF_UNIX};
-		int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", db->host,
-				 db->port);
+		int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", t->host,
+				 t->port);
 		if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
 			errno = ENAMETOOLONG;
 			return -1;
 		}
-		snprintf(addr, addr_cap, "%s", sun.sun_path);
+		snprintf(addr, addr_cap, "%.*s", (int)addr_cap - 1, sun.sun_path);
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -1;
@@ -69,15 +70,15 @@ static int server_connect_socket(const struct database *db, char *addr, size_t a
 		return fd;
 	}
 	char port[16];
-	snprintf(port, sizeof(port), "%d", db->port);
-	snprintf(addr, addr_cap, "%s:%d", db->host, db->port);
+	snprintf(port, sizeof(port), "%d", t->port);
+	snprintf(addr, addr_cap, "%s:%d", t->host, t->port);
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
 	/* A numeric address resolves at once; only a host name needs the resolver. */
-	if (getaddrinfo(db->host, port, &hints, &ai) != 0) {
+	if (getaddrinfo(t->host, port, &hints, &ai) != 0) {
 		hints.ai_flags = AI_NUMERICSERV;
-		if (getaddrinfo(db->host, port, &hints, &ai) != 0) {
+		if (getaddrinfo(t->host, port, &hints, &ai) != 0) {
 			errno = EHOSTUNREACH;
 			return -1;
 		}
@@ -106,7 +107,7 @@ struct server *server_open(struct worker *w, struct pool *p)
 	struct server *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
-	int fd = server_connect_socket(p->db, s->addr, sizeof(s->addr));
+	int fd = server_connect_socket(p->target, s->addr, sizeof(s->addr));
 	if (fd < 0) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "could not connect to server %s: %s", s->addr,
@@ -135,11 +136,16 @@ struct server *server_open(struct worker *w, struct pool *p)
 void server_close(struct worker *w, struct server *s, const char *reason, bool failed)
 {
 	struct client *c = s->client;
+	struct target *t = s->pool->target;
+	if (failed && t->role == TARGET_REPLICA)
+		health_report_failure(w, t, reason);
 	if (c != NULL) {
+		bool untouched = !s->forwarded_to_client;
 		/* What the client was already promised still reaches it. */
 		conn_adopt_pending(&c->conn);
 		server_unlink(w, s);
-		client_server_lost(w, c, s->fatal_forwarded);
+		if (!(untouched && t->role == TARGET_REPLICA && client_retry_read(w, c, t)))
+			client_server_lost(w, c, s->fatal_forwarded);
 	}
 	if (failed)
 		log_warning("server %s: %s", s->addr, reason);
@@ -158,6 +164,9 @@ void server_close(struct worker *w, struct server *s, const char *reason, bool f
 
 void server_link(struct worker *w, struct server *s, struct client *c)
 {
+	if (c->state == CLIENT_WAITING)
+		stats_record_wait(&s->pool->db->stats,
+				  (uint64_t)((ev_now(w->loop) - c->wait_since) * 1e6));
 	pool_set_server_state(s, SERVER_ACTIVE);
 	s->client = c;
 	c->server = s;
@@ -165,6 +174,7 @@ void server_link(struct worker *w, struct server *s, struct client *c)
 	c->conn.peer = &s->conn;
 	s->query_start = ev_now(w->loop);
 	s->expect_rfq = 0;
+	s->forwarded_to_client = false;
 	client_on_linked(w, c);
 }
 
@@ -415,6 +425,9 @@ static enum conn_action server_on_ready(struct server *s, char status)
 		return CONN_CONSUMED;
 	if (s->expect_rfq > 0)
 		s->expect_rfq--;
+	if (s->expect_rfq == 0)
+		stats_record_query(&s->pool->db->stats,
+				   (uint64_t)((ev_now(w->loop) - s->query_start) * 1e6));
 	client_on_ready(w, c, status);
 	if (s->expect_rfq == 0) {
 		enum pool_mode mode = c->mode;
@@ -426,10 +439,9 @@ static enum conn_action server_on_ready(struct server *s, char status)
 	return CONN_FORWARD;
 }
 
-static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t total,
-				      uint32_t avail)
+static enum conn_action server_decide_message(struct server *s, const uint8_t *msg,
+					      uint32_t total, uint32_t avail)
 {
-	struct server *s = owner;
 	uint8_t type = msg[0];
 	bool whole = avail == total;
 	if (s->state == SERVER_LOGIN)
@@ -481,6 +493,16 @@ static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t 
 		}
 		return CONN_FORWARD;
 	}
+}
+
+static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t total,
+				      uint32_t avail)
+{
+	struct server *s = owner;
+	enum conn_action act = server_decide_message(s, msg, total, avail);
+	if (act == CONN_FORWARD)
+		s->forwarded_to_client = true;
+	return act;
 }
 
 /* Acts on what a ReadyForQuery asked for, now that processing stopped. */

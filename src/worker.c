@@ -16,11 +16,14 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "health.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "password.h"
 #include "pool.h"
 #include "proto.h"
+#include "router.h"
 #include "server.h"
 #include "userlist.h"
 
@@ -37,8 +40,77 @@ static char *str_dup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+static struct target *target_new(struct database *db, const char *host, int port,
+				 enum target_role role)
+{
+	struct target *t = calloc(1, sizeof(*t));
+	if (t == NULL || (t->host = strdup(host)) == NULL) {
+		free(t);
+		return NULL;
+	}
+	t->db = db;
+	t->port = port;
+	t->role = role;
+	t->weight = 1;
+	t->pool_size = -1;
+	if (role == TARGET_PRIMARY)
+		list_add_head(&db->targets, &t->node);
+	else
+		list_add_tail(&db->targets, &t->node);
+	return t;
+}
+
+void worker_free_target_if_unused(struct worker *w, struct target *t)
+{
+	if (!t->removed || t->n_pools > 0)
+		return;
+	health_forget_target(w, t);
+	list_del(&t->node);
+	free(t->host);
+	free(t);
+}
+
+/* Brings db's replica targets in line with dc: matched by host and port. */
+static bool database_sync_replicas(struct worker *w, struct database *db, const struct db_conf *dc)
+{
+	struct list_head *pos, *tmp;
+	list_for_each_safe(pos, tmp, &db->targets)
+	{
+		struct target *t = list_entry(pos, struct target, node);
+		if (t->role == TARGET_REPLICA)
+			t->removed = true;
+	}
+	bool ok = true;
+	for (size_t i = 0; i < dc->n_replicas; i++) {
+		const struct replica_conf *rc = &dc->replicas[i];
+		struct target *found = NULL;
+		list_for_each_safe(pos, tmp, &db->targets)
+		{
+			struct target *t = list_entry(pos, struct target, node);
+			if (t->role == TARGET_REPLICA && t->port == rc->port &&
+			    strcmp(t->host, rc->host) == 0)
+				found = t;
+		}
+		if (found == NULL)
+			found = target_new(db, rc->host, rc->port, TARGET_REPLICA);
+		if (found == NULL) {
+			ok = false;
+			continue;
+		}
+		found->removed = false;
+		found->weight = rc->weight;
+		found->pool_size = rc->pool_size;
+	}
+	list_for_each_safe(pos, tmp, &db->targets)
+	{
+		worker_free_target_if_unused(w, list_entry(pos, struct target, node));
+	}
+	return ok;
+}
+
 /* Copies a [databases] entry into runtime db; bumps its generation when the target moved. */
-static bool database_apply(struct database *db, const struct db_conf *dc, const char *name)
+static bool database_apply(struct worker *w, struct database *db, const struct db_conf *dc,
+			   const char *name)
 {
 	const char *dbname = dc->dbname != NULL ? dc->dbname : name;
 	bool moved = !str_equal(db->host, dc->host) || db->port != dc->port ||
@@ -64,6 +136,19 @@ static bool database_apply(struct database *db, const struct db_conf *dc, const 
 		db->login_password = pw;
 		db->port = dc->port;
 		db->generation++;
+		/* The primary target follows the entry; its old servers retire by generation. */
+		if (db->primary == NULL) {
+			db->primary = target_new(db, dc->host, dc->port, TARGET_PRIMARY);
+			if (db->primary == NULL)
+				return false;
+		} else if (strcmp(db->primary->host, host) != 0 || db->primary->port != dc->port) {
+			char *th = strdup(host);
+			if (th == NULL)
+				return false;
+			free(db->primary->host);
+			db->primary->host = th;
+			db->primary->port = dc->port;
+		}
 	}
 	db->pool_size = dc->pool_size;
 	db->min_pool_size = dc->min_pool_size;
@@ -71,9 +156,16 @@ static bool database_apply(struct database *db, const struct db_conf *dc, const 
 	db->max_db_connections = dc->max_db_connections;
 	db->pool_mode_set = dc->pool_mode_set;
 	db->pool_mode = dc->pool_mode;
+	db->replica_pool_size = dc->replica_pool_size;
+	db->replica_only = dc->replica_only;
+	db->read_routing = dc->read_routing_set ? dc->read_routing : w->cfg->read_routing;
+	db->read_your_writes =
+		dc->read_your_writes_set ? dc->read_your_writes : w->cfg->read_your_writes;
 	db->removed = false;
-	return true;
+	return database_sync_replicas(w, db, dc);
 }
+
+static void database_free(struct worker *w, struct database *db);
 
 static struct database *database_new(struct worker *w, const struct db_conf *dc, const char *name)
 {
@@ -83,18 +175,25 @@ static struct database *database_new(struct worker *w, const struct db_conf *dc,
 		return NULL;
 	}
 	list_init(&db->pools);
-	if (!database_apply(db, dc, name)) {
-		free(db->name);
-		free(db);
+	list_init(&db->targets);
+	stats_init(&db->stats);
+	list_add_tail(&w->databases, &db->node);
+	db->from_wildcard = strcmp(dc->name, "*") == 0;
+	if (!database_apply(w, db, dc, name)) {
+		database_free(w, db);
 		return NULL;
 	}
-	db->from_wildcard = strcmp(dc->name, "*") == 0;
-	list_add_tail(&w->databases, &db->node);
 	return db;
 }
 
-static void database_free(struct database *db)
+static void database_free(struct worker *w, struct database *db)
 {
+	while (!list_empty(&db->targets)) {
+		struct target *t = list_entry(list_first(&db->targets), struct target, node);
+		t->removed = true;
+		t->n_pools = 0;
+		worker_free_target_if_unused(w, t);
+	}
 	list_del(&db->node);
 	free(db->name);
 	free(db->dbname);
@@ -134,7 +233,7 @@ static void worker_apply_databases(struct worker *w)
 		struct database *db = list_entry(pos, struct database, node);
 		const struct db_conf *dc = config_find_db(w->cfg, db->name);
 		bool same_kind = dc != NULL && (strcmp(dc->name, "*") == 0) == db->from_wildcard;
-		if (!same_kind || !database_apply(db, dc, db->name)) {
+		if (!same_kind || !database_apply(w, db, dc, db->name)) {
 			db->removed = true;
 			db->generation++;
 		}
@@ -142,10 +241,12 @@ static void worker_apply_databases(struct worker *w)
 		struct list_head *pp, *pt;
 		list_for_each_safe(pp, pt, &db->pools)
 		{
-			list_entry(pp, struct pool, node)->have_welcome = false;
+			struct pool *p = list_entry(pp, struct pool, node);
+			p->have_welcome = false;
+			p->mode = pool_mode_of(w, p);
 		}
 		if (db->removed && list_empty(&db->pools))
-			database_free(db);
+			database_free(w, db);
 	}
 	for (size_t i = 0; i < w->cfg->n_dbs; i++) {
 		const struct db_conf *dc = &w->cfg->dbs[i];
@@ -277,7 +378,7 @@ static void worker_on_janitor(struct ev_loop *loop, ev_timer *t, int revents)
 			pool_free_if_unused(w, list_entry(pos, struct pool, node));
 		}
 		if (db->removed && list_empty(&db->pools))
-			database_free(db);
+			database_free(w, db);
 	}
 	list_for_each_safe(dpos, dtmp, &w->cancels)
 	{
@@ -286,6 +387,15 @@ static void worker_on_janitor(struct ev_loop *loop, ev_timer *t, int revents)
 			cancel_free(w, cr);
 	}
 	listener_resume_all(w);
+	double period = (double)w->cfg->stats_period / 1e6;
+	if (period > 0 && now - w->stats_period_start >= period) {
+		list_for_each_safe(dpos, dtmp, &w->databases)
+		{
+			struct database *db = list_entry(dpos, struct database, node);
+			stats_roll_period(&db->stats, now - w->stats_period_start);
+		}
+		w->stats_period_start = now;
+	}
 	if (w->shutting_down && (w->n_clients == 0 || now >= w->shutdown_deadline)) {
 		if (w->n_clients > 0)
 			log_info("shutdown_timeout reached with %d clients left", w->n_clients);
@@ -304,8 +414,11 @@ static void worker_on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 		 struct userlist *users)
 {
+	const char *config_path = w->config_path;
 	memset(w, 0, sizeof(*w));
+	w->config_path = config_path;
 	w->loop = loop;
+	w->started_at = w->stats_period_start = ev_now(loop);
 	w->cfg = cfg;
 	w->users = users;
 	ev_set_userdata(loop, w);
@@ -322,25 +435,46 @@ bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 	if (password_random_bytes(rnd, sizeof(rnd)))
 		w->next_cancel_pid = proto_get_u32(rnd) & 0xffffff;
 	worker_apply_databases(w);
+	if (!router_configure(w))
+		return false;
+	health_start(w);
 	ev_timer_init(&w->janitor, worker_on_janitor, JANITOR_PERIOD, JANITOR_PERIOD);
 	w->janitor.data = w;
 	ev_timer_start(loop, &w->janitor);
 	ev_prepare_init(&w->deferred_watcher, worker_on_prepare);
 	w->deferred_watcher.data = w;
 	ev_prepare_start(loop, &w->deferred_watcher);
-	return listener_open_all(w);
+	return listener_open_all(w) && metrics_start(w);
 }
 
 void worker_reload(struct worker *w, struct config *cfg, struct userlist *users)
 {
 	config_free(w->cfg);
 	w->cfg = cfg;
-	if (users != NULL) {
-		userlist_free(w->users);
-		w->users = users;
-	}
+	userlist_free(w->users);
+	w->users = users;
 	worker_apply_databases(w);
+	if (!router_configure(w))
+		log_error("out of memory applying write_functions/read_only_functions");
 	log_info("configuration reloaded: %zu databases", cfg->n_dbs);
+}
+
+char *worker_reload_from_file(struct worker *w)
+{
+	char *errors = NULL;
+	struct config *cfg = config_load(w->config_path, &errors);
+	if (cfg == NULL)
+		return errors != NULL ? errors : strdup("configuration could not be read");
+	struct userlist *users = NULL;
+	if (cfg->auth_file != NULL && (users = userlist_load(cfg->auth_file, &errors)) == NULL) {
+		config_free(cfg);
+		return errors != NULL ? errors : strdup("auth_file could not be read");
+	}
+	if (!log_open(cfg->logfile, cfg->syslog, cfg->verbose))
+		log_error("could not open log file \"%s\"", cfg->logfile);
+	log_reopen();
+	worker_reload(w, cfg, users);
+	return NULL;
 }
 
 void worker_begin_shutdown(struct worker *w)
@@ -357,6 +491,7 @@ void worker_begin_shutdown(struct worker *w)
 void worker_close_all(struct worker *w)
 {
 	listener_close_all(w);
+	health_stop(w);
 	while (!list_empty(&w->clients)) {
 		struct client *c = list_entry(list_first(&w->clients), struct client, node);
 		client_fatal(w, c, "57P01", "terminating connection due to administrator command");
@@ -381,7 +516,7 @@ void worker_close_all(struct worker *w)
 			}
 			pool_free_if_unused(w, p);
 		}
-		database_free(db);
+		database_free(w, db);
 	}
 	while (!list_empty(&w->cancels))
 		cancel_free(w, list_entry(list_first(&w->cancels), struct cancel_req, node));
@@ -389,10 +524,12 @@ void worker_close_all(struct worker *w)
 
 void worker_destroy(struct worker *w)
 {
+	metrics_stop(w);
 	worker_close_all(w);
 	ev_timer_stop(w->loop, &w->janitor);
 	ev_prepare_stop(w->loop, &w->deferred_watcher);
 	free(w->cancel_table);
+	router_free(w);
 	iobuf_pool_destroy(&w->iobufs);
 	config_free(w->cfg);
 	userlist_free(w->users);

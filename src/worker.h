@@ -20,16 +20,55 @@
 #include "conn.h"
 #include "list.h"
 #include "params.h"
+#include "stats.h"
 struct scram_client;
 struct scram_server;
 
 /* Bound of what pgsluice itself queues for one socket. */
 #define OUTPUT_LIMIT (64u << 20)
+/* Bytes of a replica read kept for a retry; a larger read is not retried. */
+#define RETRY_LIMIT (64u << 10)
 /* Output memory kept between messages; more goes back to malloc. */
 #define OUTPUT_KEEP (64u << 10)
 
 struct userlist;
 struct listener;
+struct metrics_listener;
+struct admin_batch;
+struct classify_options;
+
+enum target_role { TARGET_PRIMARY, TARGET_REPLICA };
+
+struct health_probe;
+
+/* One server a database can send work to: its primary or one of its replicas. */
+struct target {
+	struct list_head node;  /* database.targets; the primary is first */
+	struct database *db;
+	char *host;
+	int port;
+	enum target_role role;
+	int weight;             /* share of the read rotation */
+	int pool_size;          /* -1: the database's replica pool size */
+	int n_pools;            /* pools that still use it (removed targets linger) */
+	bool removed;           /* gone from the config */
+	/* Health, kept by health.c. */
+	bool banned;
+	ev_tstamp banned_until;
+	char ban_reason[128];
+	bool in_recovery;
+	bool probed;            /* at least one probe answered */
+	uint64_t lsn;           /* primary: current WAL position; replica: replayed position */
+	ev_tstamp lsn_at;       /* when lsn was read */
+	int64_t lag_bytes;      /* replica: behind the primary's last known position */
+	double lag_seconds;
+	struct health_probe *probe;
+	/* Routing counters, shown by SHOW ROUTING. */
+	uint64_t routed;        /* transactions sent here */
+	uint64_t retries;       /* reads retried here after another target failed */
+	uint64_t bans;
+	int rr_credit;          /* weighted round-robin state */
+};
 
 /* The runtime side of a [databases] entry; survives reloads. */
 struct database {
@@ -47,16 +86,31 @@ struct database {
 	bool pool_mode_set;
 	enum pool_mode pool_mode;
 	bool removed;          /* gone from the config: no new clients */
+	bool paused;           /* PAUSE: running transactions finish, new ones wait */
+	bool disabled;         /* DISABLE: new clients are refused */
 	bool from_wildcard;    /* made for a name the "*" entry matched */
 	uint32_t generation;   /* bumped when the target changes: old servers retire */
 	struct list_head pools;
+	struct list_head targets;  /* struct target; the primary first */
+	struct target *primary;
+	bool read_routing;
+	bool replica_only;
+	int replica_pool_size;     /* -1: global replica_pool_size */
+	int read_your_writes;      /* enum read_your_writes */
+	uint64_t global_floor;     /* read_your_writes=global: LSN every read must see */
+	uint64_t fallbacks;        /* reads sent to the primary for want of a replica */
+	uint64_t reads_failed;     /* reads refused for want of a replica (replica_fallback=error) */
+	ev_tstamp ryw_pending_since; /* read_your_writes=global: last commit not yet probed */
+	struct stats stats;
 };
 
 /* Servers of one (database, user) pair and the clients waiting for them. */
 struct pool {
 	struct list_head node; /* database.pools */
 	struct database *db;
+	struct target *target; /* the server this pool connects to */
 	char *user;
+	enum pool_mode mode;
 	struct list_head idle;       /* SERVER_IDLE, most recently used first */
 	struct list_head active;     /* SERVER_ACTIVE */
 	struct list_head opening;    /* SERVER_CONNECTING and SERVER_LOGIN */
@@ -109,6 +163,7 @@ struct server {
 	bool sync_failed;      /* an own query (sync/reset) got an error */
 	bool release_pending;  /* release once the client has been sent everything */
 	bool fatal_forwarded;  /* the client was sent the server's FATAL error */
+	bool forwarded_to_client; /* something of this link reached the client */
 	uint32_t generation;
 	enum server_event event;
 	struct scram_client *scram;
@@ -126,6 +181,9 @@ enum client_state {
 	CLIENT_ACTIVE,  /* linked to a server */
 };
 
+/* SET pgsluice.route = ... of a session. */
+enum route_pin { ROUTE_PIN_AUTO, ROUTE_PIN_PRIMARY, ROUTE_PIN_REPLICA };
+
 enum client_auth_step { AUTH_STEP_NONE, AUTH_STEP_MD5, AUTH_STEP_SCRAM_FIRST, AUTH_STEP_SCRAM_FINAL };
 
 struct client {
@@ -134,7 +192,8 @@ struct client {
 	struct list_head wait_node; /* pool.waiting while CLIENT_WAITING */
 	struct list_head deferred_node; /* worker.deferred */
 	enum client_state state;
-	struct pool *pool;
+	struct pool *pool;          /* home pool: the primary's, for this user */
+	struct pool *wait_pool;     /* the pool whose queue it is on */
 	struct server *server;
 	char *user;
 	char *dbname;
@@ -149,7 +208,23 @@ struct client {
 	struct scram_server *scram;
 	bool fail_pending;          /* drop the request's messages up to Sync */
 	bool in_transaction;        /* last ReadyForQuery said T or E */
+	bool xact_open;             /* a transaction is being timed */
+	ev_tstamp xact_start;
+	uint64_t bytes_in_counted, bytes_out_counted; /* already added to the stats */
 	bool closing_after_flush;   /* a FATAL was queued; close once sent */
+	bool read_routing;          /* the database's and user's read_routing */
+	enum route_pin route_pin;
+	bool route_read;            /* the current transaction was routed as a read */
+	bool retried;               /* the current read was already retried once */
+	bool retry_ok;              /* retry holds every byte sent for the current read */
+	uint32_t retry_rfq;         /* ReadyForQuery messages the bytes in retry ask for */
+	struct obuf retry;          /* a replica read's messages, to resend elsewhere */
+	ev_tstamp ryw_pending_since; /* a commit not yet covered by a probe */
+	uint64_t ryw_floor;         /* WAL position its reads must see */
+	bool refusing;              /* over max_client_conn: refused after startup */
+	bool is_admin;              /* connected to the admin console */
+	bool admin_may_change;      /* in admin_users (else stats_users: SHOW only) */
+	struct admin_batch *admin_pending; /* statements admin_run_pending runs next */
 	ev_tstamp connected_at, wait_since, last_activity;
 	char addr[64];
 };
@@ -166,6 +241,9 @@ struct cancel_req {
 struct worker {
 	struct ev_loop *loop;
 	struct config *cfg;
+	const char *config_path; /* what RELOAD and SIGHUP read */
+	ev_tstamp started_at;
+	ev_tstamp stats_period_start;
 	struct userlist *users;
 	struct iobuf_pool iobufs;
 	struct list_head databases;
@@ -174,8 +252,11 @@ struct worker {
 	struct list_head deferred;    /* clients with input to process before polling */
 	ev_prepare deferred_watcher;
 	int n_clients;
+	int n_refusing; /* clients over max_client_conn, waiting to be told so */
 	int n_servers;
 	struct listener *listeners;
+	struct metrics_listener *metrics; /* the Prometheus endpoint, or NULL */
+	struct classify_options *classify_opts;
 	ev_timer janitor;
 	uint32_t next_cancel_pid;
 	struct client **cancel_table; /* chained by cancel_pid */
@@ -192,6 +273,12 @@ bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 /* Applies a new configuration (w takes ownership of cfg and users). */
 void worker_reload(struct worker *w, struct config *cfg, struct userlist *users);
 
+/*
+ * Reads w->config_path and its auth file again and applies them. Returns
+ * NULL on success, else the problems (malloc'd; the running config stays).
+ */
+char *worker_reload_from_file(struct worker *w);
+
 /* Stops accepting; clients leave after their transactions (graceful). */
 void worker_begin_shutdown(struct worker *w);
 
@@ -203,6 +290,9 @@ void worker_destroy(struct worker *w);
 
 /* The database clients call name, created from the "*" entry if needed. */
 struct database *worker_find_database(struct worker *w, const char *name);
+
+/* Frees t when it was removed from the config and no pool uses it any more. */
+void worker_free_target_if_unused(struct worker *w, struct target *t);
 
 /* Registers c under a fresh cancel key. */
 void worker_register_cancel(struct worker *w, struct client *c);

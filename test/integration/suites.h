@@ -1,0 +1,16 @@
+/* suites.h - the integration suites; main.c runs them against a real cluster. */
+#ifndef PGSLUICE_INTEGRATION_SUITES_H
+#define PGSLUICE_INTEGRATION_SUITES_H
+
+#include <check.h>
+
+/* Pooling, protocol, errors, timeouts, signals and load through a running pgsluice. */
+Suite *core_suite(void);
+
+/* The same protocol script direct and through pgsluice must give the same messages. */
+Suite *differential_suite(void);
+
+/* Replicas banned when down or lagging, and back after they recover. */
+Suite *health_suite(void);
+
+#endif
