@@ -36,8 +36,8 @@
 enum admin_arg {
 	ARG_NONE,
 	ARG_DB_OPTIONAL, /* a database, or none for all */
-	ARG_DB,          /* a database */
-	ARG_SET,         /* key = value */
+	ARG_DB,		 /* a database */
+	ARG_SET,	 /* key = value */
 };
 
 struct command_info {
@@ -51,15 +51,14 @@ struct command_info {
 };
 
 static const struct command_info commands[] = {
-	[ADMIN_SHOW_HELP] = {"SHOW HELP", ARG_NONE, "SHOW", false, false, "SHOW HELP",
-			     "This list"},
+	[ADMIN_SHOW_HELP] = {"SHOW HELP", ARG_NONE, "SHOW", false, false, "SHOW HELP", "This list"},
 	[ADMIN_SHOW_VERSION] = {"SHOW VERSION", ARG_NONE, "SHOW", false, false, "SHOW VERSION",
 				"pgsluice's version"},
 	[ADMIN_SHOW_CONFIG] = {"SHOW CONFIG", ARG_NONE, "SHOW", false, false, "SHOW CONFIG",
 			       "Every [pgsluice] key: value, default, changeable by SET/RELOAD"},
-	[ADMIN_SHOW_DATABASES] = {"SHOW DATABASES", ARG_NONE, "SHOW", false, false,
-				  "SHOW DATABASES",
-				  "Databases: target, replicas, pool sizes, mode, paused, disabled"},
+	[ADMIN_SHOW_DATABASES] =
+		{"SHOW DATABASES", ARG_NONE, "SHOW", false, false, "SHOW DATABASES",
+		 "Databases: target, replicas, pool sizes, mode, paused, disabled"},
 	[ADMIN_SHOW_POOLS] = {"SHOW POOLS", ARG_NONE, "SHOW", false, false, "SHOW POOLS",
 			      "Pools: clients active and waiting, servers by state, max wait"},
 	[ADMIN_SHOW_CLIENTS] = {"SHOW CLIENTS", ARG_NONE, "SHOW", false, false, "SHOW CLIENTS",
@@ -117,7 +116,14 @@ const char *admin_command_tag(enum admin_command cmd)
 
 /* ----- parsing ----- */
 
-enum tok_kind { TOK_END, TOK_SEMI, TOK_EQ, TOK_WORD, TOK_NAME, TOK_STRING };
+enum tok_kind {
+	TOK_END,
+	TOK_SEMI,
+	TOK_EQ,
+	TOK_WORD,
+	TOK_NAME,
+	TOK_STRING
+};
 
 struct token {
 	enum tok_kind kind;
@@ -267,7 +273,8 @@ static bool parse_statement(const struct token *toks, size_t n, struct admin_sta
 	if (used == 0) {
 		if (toks[0].kind == TOK_WORD && strcasecmp(toks[0].text, "SHOW") == 0)
 			return parse_fail(err, "42601", HINT_HELP,
-					  n > 1 ? "unknown SHOW subject \"%s\"" : "SHOW needs a subject%s",
+					  n > 1 ? "unknown SHOW subject \"%s\""
+						: "SHOW needs a subject%s",
 					  n > 1 ? toks[1].text : "");
 		return parse_fail(err, "42601", HINT_HELP, "unknown command \"%s\"", toks[0].text);
 	}
@@ -292,8 +299,9 @@ static bool parse_statement(const struct token *toks, size_t n, struct admin_sta
 		}
 		break;
 	case ARG_SET: {
-		bool eq = left >= 2 && (rest[1].kind == TOK_EQ ||
-					(rest[1].kind == TOK_WORD && strcasecmp(rest[1].text, "TO") == 0));
+		bool eq = left >= 2 &&
+			  (rest[1].kind == TOK_EQ ||
+			   (rest[1].kind == TOK_WORD && strcasecmp(rest[1].text, "TO") == 0));
 		if (left < 3 || rest[0].kind != TOK_WORD || !eq ||
 		    (rest[2].kind != TOK_WORD && rest[2].kind != TOK_STRING))
 			return parse_fail(err, "42601", HINT_HELP, "SET needs key = value");
@@ -306,8 +314,8 @@ static bool parse_statement(const struct token *toks, size_t n, struct admin_sta
 	}
 	}
 	if (left > 0)
-		return parse_fail(err, "42601", HINT_HELP, "unexpected \"%s\" after %s", rest[0].text,
-				  ci->usage);
+		return parse_fail(err, "42601", HINT_HELP, "unexpected \"%s\" after %s",
+				  rest[0].text, ci->usage);
 	return true;
 }
 
@@ -329,16 +337,17 @@ int admin_parse(const char *sql, struct admin_statement *out, size_t max, struct
 				/* Longer than any command: report where it stops making sense. */
 				struct admin_statement st;
 				if (parse_statement(toks, n, &st, err))
-					parse_fail(err, "42601", HINT_HELP, "unexpected \"%s\" after %s",
-						   extra.text, commands[st.command].usage);
+					parse_fail(err, "42601", HINT_HELP,
+						   "unexpected \"%s\" after %s", extra.text,
+						   commands[st.command].usage);
 				return -1;
 			}
 			n++;
 		}
 		if (n > 0) {
 			if (count == max) {
-				parse_fail(err, "54000", NULL, "more than %zu statements in one query",
-					   max);
+				parse_fail(err, "54000", NULL,
+					   "more than %zu statements in one query", max);
 				return -1;
 			}
 			if (!parse_statement(toks, n, &out[count], err))
@@ -353,7 +362,8 @@ int admin_parse(const char *sql, struct admin_statement *out, size_t max, struct
 /* ----- answers ----- */
 
 static void admin_put_error(struct obuf *ob, const char *sqlstate, const char *hint,
-			    const char *detail, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+			    const char *detail, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 static void admin_put_error(struct obuf *ob, const char *sqlstate, const char *hint,
 			    const char *detail, const char *fmt, ...)
 {
@@ -483,13 +493,20 @@ static void show_config(struct worker *w, struct obuf *ob)
 static void show_databases(struct worker *w, struct obuf *ob)
 {
 	static const struct resultset_column cols[] = {
-		{"name", RESULTSET_TEXT},	   {"host", RESULTSET_TEXT},
-		{"port", RESULTSET_INT4},	   {"database", RESULTSET_TEXT},
-		{"force_user", RESULTSET_TEXT},	   {"pool_size", RESULTSET_INT4},
-		{"min_pool_size", RESULTSET_INT4}, {"reserve_pool", RESULTSET_INT4},
-		{"pool_mode", RESULTSET_TEXT},	   {"max_connections", RESULTSET_INT4},
-		{"current_connections", RESULTSET_INT4}, {"paused", RESULTSET_INT4},
-		{"disabled", RESULTSET_INT4},	   {"replicas", RESULTSET_TEXT},
+		{"name", RESULTSET_TEXT},
+		{"host", RESULTSET_TEXT},
+		{"port", RESULTSET_INT4},
+		{"database", RESULTSET_TEXT},
+		{"force_user", RESULTSET_TEXT},
+		{"pool_size", RESULTSET_INT4},
+		{"min_pool_size", RESULTSET_INT4},
+		{"reserve_pool", RESULTSET_INT4},
+		{"pool_mode", RESULTSET_TEXT},
+		{"max_connections", RESULTSET_INT4},
+		{"current_connections", RESULTSET_INT4},
+		{"paused", RESULTSET_INT4},
+		{"disabled", RESULTSET_INT4},
+		{"replicas", RESULTSET_TEXT},
 	};
 	const struct config *cfg = w->cfg;
 	struct resultset rs;
@@ -504,7 +521,7 @@ static void show_databases(struct worker *w, struct obuf *ob)
 		{
 			servers += pool_server_count(list_entry(pp, struct pool, node));
 		}
-		/* Replicas as "host:port", comma separated; bounded by the 64 a database may have. */
+		/* "host:port" of each replica, comma separated (64 replicas at most). */
 		char replicas[64 * 80] = "";
 		size_t len = 0;
 		list_for_each_safe(tpos, ttmp, &db->targets)
@@ -530,7 +547,7 @@ static void show_databases(struct worker *w, struct obuf *ob)
 							       ? db->pool_mode
 							       : (enum pool_mode)cfg->pool_mode));
 		resultset_put_int(&rs, db->max_db_connections > 0 ? db->max_db_connections
-								   : cfg->max_db_connections);
+								  : cfg->max_db_connections);
 		resultset_put_int(&rs, servers);
 		resultset_put_int(&rs, db->paused);
 		resultset_put_int(&rs, db->disabled);
@@ -542,15 +559,24 @@ static void show_databases(struct worker *w, struct obuf *ob)
 static void show_pools(struct worker *w, struct obuf *ob)
 {
 	static const struct resultset_column cols[] = {
-		{"database", RESULTSET_TEXT},		 {"user", RESULTSET_TEXT},
-		{"cl_active", RESULTSET_INT4},		 {"cl_waiting", RESULTSET_INT4},
-		{"cl_active_cancel_req", RESULTSET_INT4}, {"cl_waiting_cancel_req", RESULTSET_INT4},
-		{"sv_active", RESULTSET_INT4},		 {"sv_active_cancel", RESULTSET_INT4},
-		{"sv_being_canceled", RESULTSET_INT4},	 {"sv_idle", RESULTSET_INT4},
-		{"sv_used", RESULTSET_INT4},		 {"sv_tested", RESULTSET_INT4},
-		{"sv_login", RESULTSET_INT4},		 {"maxwait", RESULTSET_INT8},
-		{"maxwait_us", RESULTSET_INT8},		 {"pool_mode", RESULTSET_TEXT},
-		{"role", RESULTSET_TEXT},		 {"server", RESULTSET_TEXT},
+		{"database", RESULTSET_TEXT},
+		{"user", RESULTSET_TEXT},
+		{"cl_active", RESULTSET_INT4},
+		{"cl_waiting", RESULTSET_INT4},
+		{"cl_active_cancel_req", RESULTSET_INT4},
+		{"cl_waiting_cancel_req", RESULTSET_INT4},
+		{"sv_active", RESULTSET_INT4},
+		{"sv_active_cancel", RESULTSET_INT4},
+		{"sv_being_canceled", RESULTSET_INT4},
+		{"sv_idle", RESULTSET_INT4},
+		{"sv_used", RESULTSET_INT4},
+		{"sv_tested", RESULTSET_INT4},
+		{"sv_login", RESULTSET_INT4},
+		{"maxwait", RESULTSET_INT8},
+		{"maxwait_us", RESULTSET_INT8},
+		{"pool_mode", RESULTSET_TEXT},
+		{"role", RESULTSET_TEXT},
+		{"server", RESULTSET_TEXT},
 		{"pool_size", RESULTSET_INT4},
 	};
 	struct resultset rs;
@@ -773,7 +799,8 @@ static void show_servers(struct worker *w, struct obuf *ob)
 		list_for_each_safe(pos, tmp, &db->pools)
 		{
 			struct pool *p = list_entry(pos, struct pool, node);
-			struct list_head *lists[] = {&p->active, &p->idle, &p->resetting, &p->opening};
+			struct list_head *lists[] = {&p->active, &p->idle, &p->resetting,
+						     &p->opening};
 			for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 				list_for_each_safe(spos, stmp, lists[i])
 				{
@@ -803,24 +830,26 @@ static void put_percentiles(struct resultset *rs, const uint64_t *v)
 		resultset_put_uint(rs, v[i]);
 }
 
+/* clang-format off */
 /* Columns of the twelve percentiles, query_p50_us .. wait_p999_us. */
-#define PERCENTILE_COLS                                                                            \
-	{"query_p50_us", RESULTSET_INT8}, {"query_p95_us", RESULTSET_INT8},                        \
-	    {"query_p99_us", RESULTSET_INT8}, {"query_p999_us", RESULTSET_INT8},                   \
-	    {"xact_p50_us", RESULTSET_INT8}, {"xact_p95_us", RESULTSET_INT8},                      \
-	    {"xact_p99_us", RESULTSET_INT8}, {"xact_p999_us", RESULTSET_INT8},                     \
-	    {"wait_p50_us", RESULTSET_INT8}, {"wait_p95_us", RESULTSET_INT8},                      \
-	    {"wait_p99_us", RESULTSET_INT8}, {"wait_p999_us", RESULTSET_INT8}
+#define PERCENTILE_COLS \
+	{"query_p50_us", RESULTSET_INT8}, {"query_p95_us", RESULTSET_INT8}, \
+	{"query_p99_us", RESULTSET_INT8}, {"query_p999_us", RESULTSET_INT8}, \
+	{"xact_p50_us", RESULTSET_INT8}, {"xact_p95_us", RESULTSET_INT8}, \
+	{"xact_p99_us", RESULTSET_INT8}, {"xact_p999_us", RESULTSET_INT8}, \
+	{"wait_p50_us", RESULTSET_INT8}, {"wait_p95_us", RESULTSET_INT8}, \
+	{"wait_p99_us", RESULTSET_INT8}, {"wait_p999_us", RESULTSET_INT8}
+/* clang-format on */
 
 static void show_stats(struct worker *w, struct obuf *ob)
 {
 	static const struct resultset_column cols[] = {
-		{"database", RESULTSET_TEXT},	     {"total_xact_count", RESULTSET_INT8},
+		{"database", RESULTSET_TEXT},	       {"total_xact_count", RESULTSET_INT8},
 		{"total_query_count", RESULTSET_INT8}, {"total_received", RESULTSET_INT8},
-		{"total_sent", RESULTSET_INT8},	     {"total_xact_time", RESULTSET_INT8},
+		{"total_sent", RESULTSET_INT8},	       {"total_xact_time", RESULTSET_INT8},
 		{"total_query_time", RESULTSET_INT8},  {"total_wait_time", RESULTSET_INT8},
 		{"avg_xact_count", RESULTSET_INT8},    {"avg_query_count", RESULTSET_INT8},
-		{"avg_recv", RESULTSET_INT8},	     {"avg_sent", RESULTSET_INT8},
+		{"avg_recv", RESULTSET_INT8},	       {"avg_sent", RESULTSET_INT8},
 		{"avg_xact_time", RESULTSET_INT8},     {"avg_query_time", RESULTSET_INT8},
 		{"avg_wait_time", RESULTSET_INT8},     PERCENTILE_COLS,
 	};
@@ -848,10 +877,10 @@ static void show_stats(struct worker *w, struct obuf *ob)
 static void show_stats_part(struct worker *w, struct obuf *ob, bool averages)
 {
 	static const struct resultset_column cols[] = {
-		{"database", RESULTSET_TEXT},	    {"xact_count", RESULTSET_INT8},
-		{"query_count", RESULTSET_INT8},    {"bytes_received", RESULTSET_INT8},
-		{"bytes_sent", RESULTSET_INT8},	    {"xact_time", RESULTSET_INT8},
-		{"query_time", RESULTSET_INT8},	    {"wait_time", RESULTSET_INT8},
+		{"database", RESULTSET_TEXT},	 {"xact_count", RESULTSET_INT8},
+		{"query_count", RESULTSET_INT8}, {"bytes_received", RESULTSET_INT8},
+		{"bytes_sent", RESULTSET_INT8},	 {"xact_time", RESULTSET_INT8},
+		{"query_time", RESULTSET_INT8},	 {"wait_time", RESULTSET_INT8},
 	};
 	struct resultset rs;
 	struct list_head *pos, *tmp;
@@ -871,9 +900,8 @@ static void show_stats_part(struct worker *w, struct obuf *ob, bool averages)
 static void show_latency(struct worker *w, struct obuf *ob)
 {
 	static const struct resultset_column cols[] = {
-		{"database", RESULTSET_TEXT}, {"role", RESULTSET_TEXT},
-		{"window", RESULTSET_TEXT},   {"count", RESULTSET_INT8},
-		PERCENTILE_COLS,
+		{"database", RESULTSET_TEXT}, {"role", RESULTSET_TEXT}, {"window", RESULTSET_TEXT},
+		{"count", RESULTSET_INT8},    PERCENTILE_COLS,
 	};
 	struct resultset rs;
 	struct list_head *pos, *tmp;
@@ -903,11 +931,11 @@ static void show_latency(struct worker *w, struct obuf *ob)
 static void show_routing(struct worker *w, struct obuf *ob)
 {
 	static const struct resultset_column cols[] = {
-		{"database", RESULTSET_TEXT},	 {"role", RESULTSET_TEXT},
-		{"server", RESULTSET_TEXT},	 {"weight", RESULTSET_INT4},
-		{"transactions", RESULTSET_INT8}, {"retries", RESULTSET_INT8},
-		{"bans", RESULTSET_INT8},	 {"banned", RESULTSET_BOOL},
-		{"ban_reason", RESULTSET_TEXT},	 {"fallbacks", RESULTSET_INT8},
+		{"database", RESULTSET_TEXT},	   {"role", RESULTSET_TEXT},
+		{"server", RESULTSET_TEXT},	   {"weight", RESULTSET_INT4},
+		{"transactions", RESULTSET_INT8},  {"retries", RESULTSET_INT8},
+		{"bans", RESULTSET_INT8},	   {"banned", RESULTSET_BOOL},
+		{"ban_reason", RESULTSET_TEXT},	   {"fallbacks", RESULTSET_INT8},
 		{"reads_refused", RESULTSET_INT8},
 	};
 	struct resultset rs;
@@ -1006,7 +1034,7 @@ static void show_lists(struct worker *w, struct obuf *ob)
 static void show_mem(struct worker *w, struct obuf *ob)
 {
 	static const struct resultset_column cols[] = {
-		{"name", RESULTSET_TEXT}, {"size", RESULTSET_INT8},     {"used", RESULTSET_INT8},
+		{"name", RESULTSET_TEXT}, {"size", RESULTSET_INT8},	{"used", RESULTSET_INT8},
 		{"free", RESULTSET_INT8}, {"memtotal", RESULTSET_INT8},
 	};
 	struct object_counts n;
@@ -1016,7 +1044,8 @@ static void show_mem(struct worker *w, struct obuf *ob)
 		const char *name;
 		uint64_t size, used, free;
 	} rows[] = {
-		{"iobuf_cache", sizeof(struct iobuf) + io->size, io->n_total - io->n_free, io->n_free},
+		{"iobuf_cache", sizeof(struct iobuf) + io->size, io->n_total - io->n_free,
+		 io->n_free},
 		{"client_cache", sizeof(struct client), (uint64_t)w->n_clients, 0},
 		{"server_cache", sizeof(struct server), (uint64_t)w->n_servers, 0},
 		{"pool_cache", sizeof(struct pool), (uint64_t)n.pools, 0},
@@ -1049,7 +1078,8 @@ static void kill_database(struct worker *w, struct database *db)
 	{
 		struct client *c = list_entry(pos, struct client, node);
 		if (c->pool != NULL && c->pool->db == db)
-			client_fatal(w, c, "57P01", "terminating connection due to administrator command");
+			client_fatal(w, c, "57P01",
+				     "terminating connection due to administrator command");
 	}
 	list_for_each_safe(pos, tmp, &db->pools)
 	{
@@ -1057,7 +1087,8 @@ static void kill_database(struct worker *w, struct database *db)
 		struct list_head *lists[] = {&p->idle, &p->active, &p->opening, &p->resetting};
 		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 			while (!list_empty(lists[i]))
-				server_close(w, list_entry(list_first(lists[i]), struct server, node),
+				server_close(w,
+					     list_entry(list_first(lists[i]), struct server, node),
 					     "KILL", false);
 		}
 		pool_free_if_unused(w, p);
@@ -1093,8 +1124,8 @@ static bool run_set(struct worker *w, struct obuf *ob, const struct admin_statem
 		return false;
 	}
 	if (!key->reloadable) {
-		admin_put_error(ob, "55P02", "Change it in the configuration file and restart.", NULL,
-				"%s cannot be changed while pgsluice runs", key->name);
+		admin_put_error(ob, "55P02", "Change it in the configuration file and restart.",
+				NULL, "%s cannot be changed while pgsluice runs", key->name);
 		return false;
 	}
 	struct userlist *users = NULL;
@@ -1103,7 +1134,8 @@ static bool run_set(struct worker *w, struct obuf *ob, const struct admin_statem
 	/* A new auth file must load before it is named: logins depend on it. */
 	if (auth_file && st->value[0] != '\0' &&
 	    (users = userlist_load(st->value, &errors)) == NULL) {
-		admin_put_error(ob, "F0000", NULL, errors, "could not load auth_file \"%s\"", st->value);
+		admin_put_error(ob, "F0000", NULL, errors, "could not load auth_file \"%s\"",
+				st->value);
 		free(errors);
 		return false;
 	}
@@ -1121,7 +1153,8 @@ static bool run_set(struct worker *w, struct obuf *ob, const struct admin_statem
 		       strcmp(key->name, "verbose") == 0;
 	if (logging && !log_open(w->cfg->logfile, w->cfg->syslog, w->cfg->verbose)) {
 		config_set_value(w->cfg, key, old, why, sizeof(why));
-		admin_put_error(ob, "F0000", NULL, NULL, "could not open log file \"%s\"", st->value);
+		admin_put_error(ob, "F0000", NULL, NULL, "could not open log file \"%s\"",
+				st->value);
 		return false;
 	}
 	log_info("admin: SET %s = %s", key->name, st->value);
@@ -1134,12 +1167,12 @@ static bool run_statement(struct worker *w, struct client *c, const struct admin
 {
 	struct obuf *ob = &c->conn.out;
 	static void (*const shows[])(struct worker *, struct obuf *) = {
-		[ADMIN_SHOW_HELP] = show_help,		 [ADMIN_SHOW_VERSION] = show_version,
-		[ADMIN_SHOW_CONFIG] = show_config,	 [ADMIN_SHOW_DATABASES] = show_databases,
-		[ADMIN_SHOW_POOLS] = show_pools,	 [ADMIN_SHOW_CLIENTS] = show_clients,
-		[ADMIN_SHOW_SERVERS] = show_servers,	 [ADMIN_SHOW_STATS] = show_stats,
-		[ADMIN_SHOW_LATENCY] = show_latency,	 [ADMIN_SHOW_ROUTING] = show_routing,
-		[ADMIN_SHOW_LISTS] = show_lists,	 [ADMIN_SHOW_MEM] = show_mem,
+		[ADMIN_SHOW_HELP] = show_help,	     [ADMIN_SHOW_VERSION] = show_version,
+		[ADMIN_SHOW_CONFIG] = show_config,   [ADMIN_SHOW_DATABASES] = show_databases,
+		[ADMIN_SHOW_POOLS] = show_pools,     [ADMIN_SHOW_CLIENTS] = show_clients,
+		[ADMIN_SHOW_SERVERS] = show_servers, [ADMIN_SHOW_STATS] = show_stats,
+		[ADMIN_SHOW_LATENCY] = show_latency, [ADMIN_SHOW_ROUTING] = show_routing,
+		[ADMIN_SHOW_LISTS] = show_lists,     [ADMIN_SHOW_MEM] = show_mem,
 	};
 	struct database *db = NULL;
 	if (st->name[0] != '\0' && st->command != ADMIN_SET &&
@@ -1180,7 +1213,8 @@ static bool run_statement(struct worker *w, struct client *c, const struct admin
 			else
 				d->generation++;
 		}
-		log_info("admin: %s %s", commands[st->command].tag, db != NULL ? db->name : "(all)");
+		log_info("admin: %s %s", commands[st->command].tag,
+			 db != NULL ? db->name : "(all)");
 		break;
 	case ADMIN_DISABLE:
 	case ADMIN_ENABLE:
@@ -1218,7 +1252,7 @@ static bool run_statements(struct worker *w, struct client *c, const struct admi
 	struct obuf *ob = &c->conn.out;
 	bool stop_now = false;
 	for (size_t i = 0; i < n; i++) {
-		/* Pending bytes stay where they are even when the buffer compacts. */
+		/* Counted from off, the mark survives the buffer compacting while it grows. */
 		size_t mark = obuf_pending(ob);
 		bool ok = run_statement(w, c, &sts[i], &stop_now);
 		if (ob->failed) {
@@ -1290,8 +1324,9 @@ enum conn_action admin_on_message(struct worker *w, struct client *c, const uint
 	bool deferred = false;
 	for (int i = 0; i < n; i++) {
 		if (admin_command_changes(sts[i].command) && !c->admin_may_change) {
-			admin_put_error(ob, "42501", "Only admin_users may run it; stats_users may SHOW.",
-					NULL, "permission denied for %s", commands[sts[i].command].tag);
+			admin_put_error(ob, "42501",
+					"Only admin_users may run it; stats_users may SHOW.", NULL,
+					"permission denied for %s", commands[sts[i].command].tag);
 			proto_put_ready(ob, 'I');
 			return CONN_CONSUMED;
 		}

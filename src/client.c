@@ -242,8 +242,11 @@ void client_on_linked(struct worker *w, struct client *c)
 
 bool client_retry_read(struct worker *w, struct client *c, struct target *failed)
 {
-	if (!c->route_read || c->retried || (c->retry.len > 0 && !c->retry_ok))
+	if (!c->route_read || c->retried || (c->retry.len > 0 && !c->retry_ok)) {
+		log_debug("client %s: read on %s:%d not retried (read %d, retried %d, kept %d)",
+			  c->addr, failed->host, failed->port, c->route_read, c->retried, c->retry_ok);
 		return false;
+	}
 	struct target *t = router_retry_target(w, c, failed);
 	if (t == NULL)
 		return false;
@@ -656,6 +659,13 @@ static void client_after_process(struct worker *w, struct client *c, enum conn_r
 		/* fall through */
 	case CONN_OK:
 	case CONN_BLOCKED:
+		/* What pgsluice queued for the server (settings, a retried read) goes even
+		 * when the client had nothing new to forward. */
+		if (c->server != NULL && obuf_pending(&c->server->conn.out) > 0 &&
+		    conn_flush(&c->server->conn) == CONN_ERROR) {
+			server_close(w, c->server, "could not write to server", true);
+			break;
+		}
 		if (obuf_pending(&c->conn.out) > 0)
 			client_flush(w, c);
 		break;

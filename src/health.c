@@ -12,9 +12,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +38,7 @@
 #define HEALTH_TICK_MAX 0.05
 /* health_check_timeout = 0 would leave a hung probe forever: this bounds it instead. */
 #define HEALTH_DEFAULT_TIMEOUT 3.0
-/* Bound of the texts a probe keeps: error messages and connection parameters. */
+/* Bound of the error texts a probe keeps and logs. */
 #define HEALTH_TEXT_MAX 256
 
 enum health_state {
@@ -168,7 +168,8 @@ bool health_judge_replica(const struct health_sample *s, uint64_t primary_lsn,
 		return false;
 	}
 	if (max_lag_bytes > 0 && *lag_bytes > max_lag_bytes) {
-		snprintf(reason, cap, "lag %lld bytes > max_replica_lag_bytes", (long long)*lag_bytes);
+		snprintf(reason, cap, "lag %lld bytes > max_replica_lag_bytes",
+			 (long long)*lag_bytes);
 		return false;
 	}
 	if (max_lag_usec > 0 && *lag_seconds > (double)max_lag_usec / 1e6) {
@@ -428,7 +429,8 @@ static void health_pass(struct health_probe *p)
 			p->done_lsn = p->sample.lsn;
 		}
 		if (p->primary_failing)
-			log_info("primary %s:%d of %s answers again", t->host, t->port, t->db->name);
+			log_info("primary %s:%d of %s answers again", t->host, t->port,
+				 t->db->name);
 		p->primary_failing = false;
 		if (p->sample.in_recovery && !p->primary_in_recovery)
 			log_warning("primary %s:%d of %s is in recovery: writes will fail", t->host,
@@ -454,7 +456,8 @@ static void health_send_query(struct health_probe *p)
 	struct target *primary = p->target->db->primary;
 	/* Only a position read before this query is sent proves a lag; a fresher
 	 * one could include WAL that reaches the replica a moment later. */
-	p->primary_lsn = primary != NULL && primary != p->target && primary->probed ? primary->lsn : 0;
+	bool known = primary != NULL && primary != p->target && primary->probed;
+	p->primary_lsn = known ? primary->lsn : 0;
 	p->have_sample = false;
 	p->error[0] = '\0';
 	p->state = HEALTH_QUERYING;
@@ -709,7 +712,8 @@ static void health_tick_database(struct worker *w, struct database *db, double t
 {
 	double period = health_period(w, db);
 	const char *user = NULL, *password = NULL;
-	bool wanted = period > 0 && !db->removed;
+	/* Without replicas there is nothing to route around: no probe, no extra connection. */
+	bool wanted = period > 0 && !db->removed && database_has_replicas(db);
 	bool known = wanted && health_find_user(w, db, &user, &password);
 	struct list_head *pos, *tmp;
 	list_for_each_safe(pos, tmp, &db->targets)

@@ -41,13 +41,13 @@ void metrics_read_db(const struct database *db, struct metrics_db *out)
 	out->total = st->total;
 	out->period_seconds = st->last_seconds;
 	out->avg = (struct stats_totals){
-	    .xact_count = stats_per_second(st, d->xact_count),
-	    .query_count = stats_per_second(st, d->query_count),
-	    .bytes_received = stats_per_second(st, d->bytes_received),
-	    .bytes_sent = stats_per_second(st, d->bytes_sent),
-	    .xact_time = ratio(d->xact_time, d->xact_count),
-	    .query_time = ratio(d->query_time, d->query_count),
-	    .wait_time = ratio(d->wait_time, d->xact_count),
+		.xact_count = stats_per_second(st, d->xact_count),
+		.query_count = stats_per_second(st, d->query_count),
+		.bytes_received = stats_per_second(st, d->bytes_received),
+		.bytes_sent = stats_per_second(st, d->bytes_sent),
+		.xact_time = ratio(d->xact_time, d->xact_count),
+		.query_time = ratio(d->query_time, d->query_count),
+		.wait_time = ratio(d->wait_time, d->xact_count),
 	};
 }
 
@@ -165,15 +165,15 @@ static void put_series(struct obuf *ob, const char *name, const char *const *lab
 	obuf_put_u8(ob, '}');
 }
 
-static void put_uint_sample(struct obuf *ob, const char *name, const char *const *labels,
-			    size_t n, uint64_t v)
+static void put_uint_sample(struct obuf *ob, const char *name, const char *const *labels, size_t n,
+			    uint64_t v)
 {
 	put_series(ob, name, labels, n);
 	put(ob, " %" PRIu64 "\n", v);
 }
 
-static void put_float_sample(struct obuf *ob, const char *name, const char *const *labels,
-			     size_t n, double v)
+static void put_float_sample(struct obuf *ob, const char *name, const char *const *labels, size_t n,
+			     double v)
 {
 	put_series(ob, name, labels, n);
 	put(ob, " %.6f\n", v);
@@ -228,14 +228,16 @@ static void render_db_counters(struct worker *w, struct obuf *ob)
 static void render_db_states(struct worker *w, struct obuf *ob)
 {
 	struct list_head *pos, *tmp;
-	put_family(ob, "pgsluice_database_paused", "gauge", "1 while PAUSE holds new transactions.");
+	put_family(ob, "pgsluice_database_paused", "gauge",
+		   "1 while PAUSE holds new transactions.");
 	list_for_each_safe(pos, tmp, &w->databases)
 	{
 		struct database *db = list_entry(pos, struct database, node);
 		const char *labels[] = {"database", db->name};
 		put_uint_sample(ob, "pgsluice_database_paused", labels, 1, db->paused);
 	}
-	put_family(ob, "pgsluice_database_disabled", "gauge", "1 while DISABLE refuses new clients.");
+	put_family(ob, "pgsluice_database_disabled", "gauge",
+		   "1 while DISABLE refuses new clients.");
 	list_for_each_safe(pos, tmp, &w->databases)
 	{
 		struct database *db = list_entry(pos, struct database, node);
@@ -261,7 +263,14 @@ static void render_db_states(struct worker *w, struct obuf *ob)
 }
 
 /* A per-target figure. */
-enum target_figure { TF_ROUTED, TF_RETRIES, TF_BANS, TF_BANNED, TF_LAG_SECONDS, TF_LAG_BYTES };
+enum target_figure {
+	TF_ROUTED,
+	TF_RETRIES,
+	TF_BANS,
+	TF_BANNED,
+	TF_LAG_SECONDS,
+	TF_LAG_BYTES
+};
 
 struct target_family {
 	const char *name;
@@ -276,11 +285,12 @@ static const struct target_family target_families[] = {
 	{"pgsluice_target_retries_total", "counter",
 	 "Reads retried on the server after another one failed.", TF_RETRIES},
 	{"pgsluice_target_bans_total", "counter", "Times the server was banned.", TF_BANS},
-	{"pgsluice_target_banned", "gauge", "1 while the server is banned from routing.", TF_BANNED},
+	{"pgsluice_target_banned", "gauge", "1 while the server is banned from routing.",
+	 TF_BANNED},
 	{"pgsluice_replica_lag_seconds", "gauge", "Replay lag of the replica at its last probe.",
 	 TF_LAG_SECONDS},
-	{"pgsluice_replica_lag_bytes", "gauge", "WAL bytes the replica was behind at its last probe.",
-	 TF_LAG_BYTES},
+	{"pgsluice_replica_lag_bytes", "gauge",
+	 "WAL bytes the replica was behind at its last probe.", TF_LAG_BYTES},
 };
 
 static void render_targets(struct worker *w, struct obuf *ob)
@@ -296,13 +306,14 @@ static void render_targets(struct worker *w, struct obuf *ob)
 			list_for_each_safe(pos, tmp, &db->targets)
 			{
 				struct target *t = list_entry(pos, struct target, node);
-				bool lag = tf->figure == TF_LAG_SECONDS || tf->figure == TF_LAG_BYTES;
+				bool lag =
+					tf->figure == TF_LAG_SECONDS || tf->figure == TF_LAG_BYTES;
 				/* Lag is known only for replicas that answered a probe. */
 				if (lag && (t->role != TARGET_REPLICA || !t->probed))
 					continue;
 				snprintf(server, sizeof(server), "%s:%d", t->host, t->port);
-				const char *labels[] = {"database", db->name, "server", server, "role",
-							metrics_role_name(t)};
+				const char *labels[] = {"database", db->name, "server",
+							server,	    "role",   metrics_role_name(t)};
 				switch (tf->figure) {
 				case TF_ROUTED:
 					put_uint_sample(ob, tf->name, labels, 3, t->routed);
@@ -321,7 +332,8 @@ static void render_targets(struct worker *w, struct obuf *ob)
 					break;
 				case TF_LAG_BYTES:
 					put_uint_sample(ob, tf->name, labels, 3,
-							t->lag_bytes > 0 ? (uint64_t)t->lag_bytes : 0);
+							t->lag_bytes > 0 ? (uint64_t)t->lag_bytes
+									 : 0);
 					break;
 				}
 			}
@@ -362,7 +374,7 @@ static void render_pool_sample(struct worker *w, struct obuf *ob, const struct p
 	metrics_read_pool(w, p, ev_now(w->loop), &f);
 	snprintf(server, sizeof(server), "%s:%d", p->target->host, p->target->port);
 	const char *labels[] = {"database", p->db->name, "user", p->user,
-				"server",   server,      "role", f.role};
+				"server",   server,	 "role", f.role};
 	if (offset < 0)
 		put_float_sample(ob, name, labels, 4, (double)f.maxwait_us / 1e6);
 	else
@@ -394,7 +406,7 @@ static void render_pools(struct worker *w, struct obuf *ob)
 
 /* Bucket bounds of the latency histograms, in µs (shown in seconds). */
 static const uint64_t latency_bounds[] = {
-	100,	 250,	  500,	    1000,     2500,	5000,	  10000,    25000,    50000,
+	100,	250,	500,	1000,	 2500,	  5000,	   10000,    25000,    50000,
 	100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
 };
 
@@ -413,7 +425,8 @@ static void render_histogram(struct obuf *ob, const char *name, const char *db,
 		else
 			snprintf(le, sizeof(le), "+Inf");
 		const char *labels[] = {"database", db, "le", le};
-		put_uint_sample(ob, series, labels, 2, i < N_BOUNDS ? counts[i] : histogram_count(h));
+		put_uint_sample(ob, series, labels, 2,
+				i < N_BOUNDS ? counts[i] : histogram_count(h));
 	}
 	const char *labels[] = {"database", db};
 	snprintf(series, sizeof(series), "%s_sum", name);
@@ -443,8 +456,8 @@ static void render_latency(struct worker *w, struct obuf *ob)
 		{
 			struct database *db = list_entry(pos, struct database, node);
 			const struct histogram *h =
-			    (const struct histogram *)((const char *)&db->stats.since_start +
-						       families[k].offset);
+				(const struct histogram *)((const char *)&db->stats.since_start +
+							   families[k].offset);
 			render_histogram(ob, families[k].name, db->name, h);
 		}
 	}
@@ -604,9 +617,11 @@ static void metrics_conn_write(struct metrics_conn *mc)
 		struct iovec iov[2];
 		int n = 0;
 		if (mc->head_off < mc->head_len)
-			iov[n++] = (struct iovec){mc->head + mc->head_off, mc->head_len - mc->head_off};
+			iov[n++] = (struct iovec){mc->head + mc->head_off,
+						  mc->head_len - mc->head_off};
 		if (obuf_pending(&mc->body) > 0)
-			iov[n++] = (struct iovec){mc->body.data + mc->body.off, obuf_pending(&mc->body)};
+			iov[n++] = (struct iovec){mc->body.data + mc->body.off,
+						  obuf_pending(&mc->body)};
 		if (n == 0) {
 			metrics_conn_close(mc);
 			return;
@@ -759,7 +774,8 @@ bool metrics_start(struct worker *w)
 		log_error("metrics_listen \"%s\": expected host:port", spec);
 		return false;
 	}
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
 	bool any = host[0] == '\0' || strcmp(host, "*") == 0;
@@ -775,7 +791,8 @@ bool metrics_start(struct worker *w)
 			continue;
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, METRICS_MAX_CONNS) < 0) {
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    listen(fd, METRICS_MAX_CONNS) < 0) {
 			err = errno;
 			close(fd);
 			fd = -1;

@@ -54,16 +54,16 @@ struct metrics_latency {
 
 /* One pool's state, as SHOW POOLS and /metrics report it. */
 struct metrics_pool {
-	int cl_active;      /* logged-in clients of the pool not waiting in its queue */
-	int cl_waiting;     /* clients queued for a server */
-	int sv_active;      /* servers linked to a client */
-	int sv_idle;        /* servers ready in the pool */
-	int sv_tested;      /* servers running server_reset_query */
-	int sv_login;       /* servers connecting or logging in */
+	int cl_active;	     /* logged-in clients of the pool not waiting in its queue */
+	int cl_waiting;	     /* clients queued for a server */
+	int sv_active;	     /* servers linked to a client */
+	int sv_idle;	     /* servers ready in the pool */
+	int sv_tested;	     /* servers running server_reset_query */
+	int sv_login;	     /* servers connecting or logging in */
 	uint64_t maxwait_us; /* how long the oldest waiting client has waited */
-	int pool_size;      /* the size the pool grows to (without reserve) */
+	int pool_size;	     /* the size the pool grows to (without reserve) */
 	enum pool_mode mode;
-	const char *role;   /* "primary" or "replica" */
+	const char *role; /* "primary" or "replica" */
 };
 
 /*

@@ -169,18 +169,16 @@ static int pool_limit(const struct worker *w, const struct pool *p, ev_tstamp no
 static void pool_open_for_waiting(struct worker *w, struct pool *p)
 {
 	ev_tstamp now = ev_now(w->loop);
+	if (p->last_failure > 0 && now - p->last_failure < (double)w->cfg->server_login_retry / 1e6) {
+		/* No new attempt before the retry delay; with nothing left to serve them, say why. */
+		if (pool_server_count(p) == 0)
+			pool_server_failed(w, p, p->failure_sqlstate, p->failure_message);
+		return;
+	}
 	int limit = pool_limit(w, p, now);
 	while (p->n_waiting > p->n_opening && pool_server_count(p) < limit && db_has_room(w, p->db)) {
-		if (p->last_failure > 0 && pool_server_count(p) == 0 &&
-		    now - p->last_failure < (double)w->cfg->server_login_retry / 1e6) {
-			/* Nothing can serve them before the retry delay: say why now. */
-			pool_server_failed(w, p, p->failure_sqlstate, p->failure_message);
-			return;
-		}
-		if (server_open(w, p) == NULL) {
-			pool_server_failed(w, p, "08006", "could not open a server connection");
-			return;
-		}
+		if (server_open(w, p) == NULL)
+			return; /* server_open reported the failure to the waiting clients */
 	}
 }
 
@@ -307,11 +305,8 @@ void pool_janitor(struct worker *w, struct pool *p, ev_tstamp now)
 	{
 		struct server *s = list_entry(pos, struct server, node);
 		if (cfg->server_connect_timeout > 0 &&
-		    now - s->opened_at > (double)cfg->server_connect_timeout / 1e6) {
-			server_close(w, s, "server_connect_timeout", true);
-			pool_server_failed(w, p, "08006",
-					   "could not connect to server: server_connect_timeout");
-		}
+		    now - s->opened_at > (double)cfg->server_connect_timeout / 1e6)
+			server_close(w, s, "no login within server_connect_timeout", true);
 	}
 	int min = p->db->min_pool_size >= 0 ? p->db->min_pool_size : cfg->min_pool_size;
 	/* The idle stack's tail holds the servers unused the longest. */

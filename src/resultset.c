@@ -26,12 +26,9 @@ struct type_info {
 };
 
 static const struct type_info type_infos[] = {
-	[RESULTSET_TEXT] = {25, -1},
-	[RESULTSET_INT4] = {23, 4},
-	[RESULTSET_INT8] = {20, 8},
-	[RESULTSET_FLOAT8] = {701, 8},
-	[RESULTSET_BOOL] = {16, 1},
-	[RESULTSET_TIMESTAMPTZ] = {1184, 8},
+	[RESULTSET_TEXT] = {25, -1}, [RESULTSET_INT4] = {23, 4},
+	[RESULTSET_INT8] = {20, 8},  [RESULTSET_FLOAT8] = {701, 8},
+	[RESULTSET_BOOL] = {16, 1},  [RESULTSET_TIMESTAMPTZ] = {1184, 8},
 };
 
 uint32_t resultset_type_oid(enum resultset_type type)
@@ -57,7 +54,7 @@ bool resultset_begin(struct resultset *rs, struct obuf *ob, const struct results
 		obuf_put_u32(ob, type_infos[cols[i].type].oid);
 		obuf_put_u16(ob, (uint16_t)type_infos[cols[i].type].len);
 		obuf_put_u32(ob, UINT32_MAX); /* typmod -1 */
-		obuf_put_u16(ob, 0);          /* text format */
+		obuf_put_u16(ob, 0);	      /* text format */
 	}
 	obuf_msg_end(ob);
 	return !ob->failed;

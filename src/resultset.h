@@ -19,11 +19,11 @@
 
 /* Column types, each with the PostgreSQL type it is announced as. */
 enum resultset_type {
-	RESULTSET_TEXT,        /* text */
-	RESULTSET_INT4,        /* int4 */
-	RESULTSET_INT8,        /* int8 */
+	RESULTSET_TEXT,	       /* text */
+	RESULTSET_INT4,	       /* int4 */
+	RESULTSET_INT8,	       /* int8 */
 	RESULTSET_FLOAT8,      /* float8 */
-	RESULTSET_BOOL,        /* bool: sent as t / f */
+	RESULTSET_BOOL,	       /* bool: sent as t / f */
 	RESULTSET_TIMESTAMPTZ, /* timestamptz: ISO text in UTC */
 };
 
@@ -39,7 +39,7 @@ struct resultset {
 	uint16_t n_cols;
 	uint16_t next_col; /* values written in the open row */
 	bool in_row;
-	uint64_t rows;     /* rows finished */
+	uint64_t rows; /* rows finished */
 };
 
 /*

@@ -210,8 +210,7 @@ enum router_result router_route(struct worker *w, struct client *c, const uint8_
 	out->target = db->primary;
 	out->read = false;
 	out->reason = "primary";
-	bool has_replicas = db->targets.prev != &db->primary->node;
-	if (!has_replicas)
+	if (!database_has_replicas(db))
 		return ROUTER_OK;
 	bool read;
 	if (db->replica_only) {

@@ -152,6 +152,13 @@ void server_close(struct worker *w, struct server *s, const char *reason, bool f
 	else
 		log_debug("server %s: closed: %s", s->addr, reason);
 	struct pool *p = s->pool;
+	if (failed) {
+		/* Recorded before the wake below, which must not open another at once. */
+		p->last_failure = ev_now(w->loop);
+		snprintf(p->failure_sqlstate, sizeof(p->failure_sqlstate), "08006");
+		snprintf(p->failure_message, sizeof(p->failure_message),
+			 "server connection failed: %s", reason);
+	}
 	pool_remove_server(s);
 	conn_close(&s->conn);
 	params_free(&s->params);
@@ -277,12 +284,14 @@ static enum conn_action server_login_failed(struct server *s, const char *sqlsta
 	struct pool *p = s->pool;
 	log_warning("server %s: login failed for %s/%s: %s", s->addr, p->db->name, p->user,
 		    message);
-	char copy[256];
-	snprintf(copy, sizeof(copy), "%s", message);
-	char state[6];
-	snprintf(state, sizeof(state), "%s", sqlstate);
-	server_close(w, s, "login failed", true);
-	pool_server_failed(w, p, state, copy);
+	/* The server's own reason (28P01, 3D000, ...) is what waiting clients get. */
+	if (message != p->failure_message)
+		snprintf(p->failure_message, sizeof(p->failure_message), "%s", message);
+	snprintf(p->failure_sqlstate, sizeof(p->failure_sqlstate), "%s", sqlstate);
+	p->last_failure = ev_now(w->loop);
+	if (p->target->role == TARGET_REPLICA)
+		health_report_failure(w, p->target, message);
+	server_close(w, s, "login failed", false);
 	return CONN_GONE;
 }
 
@@ -481,6 +490,10 @@ static enum conn_action server_decide_message(struct server *s, const uint8_t *m
 		}
 		if (fatal) {
 			s->close_on_release = true;
+			/* A replica dying before it answered a read: the read is retried elsewhere. */
+			if (!s->forwarded_to_client && s->pool->target->role == TARGET_REPLICA &&
+			    s->client->route_read && !s->client->retried)
+				return CONN_CONSUMED;
 			s->fatal_forwarded = true;
 		}
 		return CONN_FORWARD;
@@ -500,7 +513,8 @@ static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t 
 {
 	struct server *s = owner;
 	enum conn_action act = server_decide_message(s, msg, total, avail);
-	if (act == CONN_FORWARD)
+	/* Notices and parameter reports are not an answer: a read may still be retried. */
+	if (act == CONN_FORWARD && msg[0] != 'N' && msg[0] != 'S')
 		s->forwarded_to_client = true;
 	return act;
 }
@@ -606,9 +620,7 @@ static void server_on_connected(struct worker *w, struct server *s)
 		char msg[256];
 		snprintf(msg, sizeof(msg), "could not connect to server %s: %s", s->addr,
 			 strerror(err));
-		struct pool *p = s->pool;
 		server_close(w, s, msg, true);
-		pool_server_failed(w, p, "08006", msg);
 		return;
 	}
 	ev_io_stop(w->loop, &s->conn.wio);

@@ -258,6 +258,7 @@ struct worker {
 	struct metrics_listener *metrics; /* the Prometheus endpoint, or NULL */
 	struct classify_options *classify_opts;
 	ev_timer janitor;
+	ev_timer health_timer;    /* health.c: the probe tick */
 	uint32_t next_cancel_pid;
 	struct client **cancel_table; /* chained by cancel_pid */
 	uint32_t cancel_table_size;
@@ -265,6 +266,12 @@ struct worker {
 	ev_tstamp shutdown_deadline;
 	bool stop_requested;
 };
+
+/* true when db lists replicas besides its primary (removed ones may linger). */
+static inline bool database_has_replicas(const struct database *db)
+{
+	return db->targets.prev != &db->primary->node;
+}
 
 /* Sets up w around loop with cfg (which w then owns); false on failure. */
 bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,

@@ -272,7 +272,7 @@ void fixture_cluster_start(void)
 	fixture_find_bindir();
 
 	const char *nrep = getenv("PGSLUICE_TEST_REPLICAS");
-	cluster.replica_count = nrep != NULL ? atoi(nrep) : 1;
+	cluster.replica_count = nrep != NULL ? atoi(nrep) : 2;
 	if (cluster.replica_count < 0 || cluster.replica_count > FIXTURE_MAX_REPLICAS)
 		fixture_die("PGSLUICE_TEST_REPLICAS must be 0..%d", FIXTURE_MAX_REPLICAS);
 
@@ -714,4 +714,40 @@ const char *fixture_sqlstate(const PGresult *r)
 {
 	const char *s = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	return s != NULL ? s : "";
+}
+
+/* pg_ctl on replica i's data directory, as the postgres user when root. */
+static void fixture_replica_ctl(int i, const char *action)
+{
+	fixture_cluster_start();
+	char cmd[2048], out[4096];
+	const char *as = geteuid() == 0 ? "runuser -u postgres -- " : "";
+	snprintf(cmd, sizeof(cmd), "%s%s/pg_ctl -D %s/replica%d -l %s/replica%d.log -w -t 60 %s",
+		 as, fixture_pg_bindir(), cluster.cluster_dir, i + 1, cluster.cluster_dir, i + 1,
+		 action);
+	int rc = fixture_sh(cmd, out, sizeof(out));
+	ck_assert_msg(rc == 0, "%s failed (%d): %s", cmd, rc, out);
+}
+
+void fixture_replica_stop(int i)
+{
+	fixture_replica_ctl(i, "-m immediate stop");
+}
+
+void fixture_replica_start(int i)
+{
+	fixture_replica_ctl(i, "start");
+}
+
+char *fixture_admin_value(int port, const char *sql)
+{
+	char conninfo[256];
+	snprintf(conninfo, sizeof(conninfo),
+		 "host=127.0.0.1 port=%d dbname=%s user=postgres connect_timeout=10", port,
+		 FIXTURE_DB);
+	PGconn *c = PQconnectdb(conninfo);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "postgres on %d: %s", port, PQerrorMessage(c));
+	char *v = fixture_value(c, sql);
+	PQfinish(c);
+	return v;
 }

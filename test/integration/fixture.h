@@ -126,4 +126,15 @@ int fixture_sh(const char *cmd, char *out, size_t cap);
 /* Return monotonic time in seconds. */
 double fixture_now(void);
 
+/*
+ * Stops replica i (0-based) with pg_ctl -m immediate (a crash, as far as
+ * clients can tell) or starts it again, waiting until it accepts
+ * connections. ck_assert on failure.
+ */
+void fixture_replica_stop(int i);
+void fixture_replica_start(int i);
+
+/* Runs sql as postgres on the server at port; returns the first cell (malloc'd). */
+char *fixture_admin_value(int port, const char *sql);
+
 #endif

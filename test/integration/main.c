@@ -14,7 +14,9 @@ int main(void)
 {
 	SRunner *runner = srunner_create(core_suite());
 	srunner_add_suite(runner, differential_suite());
+	srunner_add_suite(runner, admin_integration_suite());
 	srunner_add_suite(runner, health_suite());
+	srunner_add_suite(runner, routing_suite());
 	srunner_run_all(runner, CK_ENV);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);

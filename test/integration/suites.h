@@ -12,5 +12,9 @@ Suite *differential_suite(void);
 
 /* Replicas banned when down or lagging, and back after they recover. */
 Suite *health_suite(void);
+Suite *routing_suite(void);
+
+/* The admin console (every command, through libpq and psql) and the Prometheus endpoint. */
+Suite *admin_integration_suite(void);
 
 #endif

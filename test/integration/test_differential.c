@@ -431,7 +431,7 @@ static bool diff_scram_exchange(struct diff_conn *c, const char *password, char 
 	    !diff_scram_attr(server_first, 's', salt_b64, sizeof(salt_b64)) ||
 	    !diff_scram_attr(server_first, 'i', iter_text, sizeof(iter_text)) ||
 	    strncmp(server_nonce, nonce, strlen(nonce)) != 0) {
-		snprintf(err, errlen, "bad SCRAM server-first-message: %s", server_first);
+		snprintf(err, errlen, "bad SCRAM server-first-message: %.200s", server_first);
 		return false;
 	}
 	int salt_len = EVP_DecodeBlock(salt, (const unsigned char *)salt_b64,

@@ -32,7 +32,10 @@
 /* How much the primary writes while a replica's replay is paused. */
 #define FILLER_ROWS 4000
 
-/* Runs pg_ctl ACTION on replica i (0-based), as postgres when we are root. */
+/*
+ * Runs pg_ctl ACTION on replica i (0-based), as postgres when we are root.
+ * The fixture's own replica helpers assert, which the parent's restore must not.
+ */
 static int replica_pg_ctl(int i, const char *action, char *out, size_t cap)
 {
 	char cmd[1024];
@@ -71,7 +74,8 @@ static void cluster_restore(void)
 	for (int i = 0; i < fixture_replica_count(); i++) {
 		char out[2048];
 		if (!replica_running(i) && replica_start(i, out, sizeof(out)) != 0)
-			fprintf(stderr, "test_health: could not restart replica %d:\n%s", i + 1, out);
+			fprintf(stderr, "test_health: could not restart replica %d:\n%s", i + 1,
+				out);
 		PGconn *c = superuser_connect(fixture_replica_port(i));
 		if (PQstatus(c) == CONNECTION_OK)
 			PQclear(PQexec(c, "SELECT pg_wal_replay_resume()"));
@@ -138,10 +142,8 @@ START_TEST(stopped_replica_is_banned_and_returns_after_restart)
 		ck_assert_msg(some_read_reaches(c, port, 4 * n),
 			      "no read reached replica port %d before the stop", port);
 
-	char out[4096];
 	double stopped_at = fixture_now();
-	ck_assert_msg(replica_pg_ctl(victim, "-m immediate -w stop", out, sizeof(out)) == 0,
-		      "pg_ctl stop failed: %s", out);
+	fixture_replica_stop(victim);
 	PGconn *gone = superuser_connect(port);
 	ck_assert_msg(PQstatus(gone) == CONNECTION_BAD, "replica port %d still accepts", port);
 	PQfinish(gone);
@@ -163,7 +165,7 @@ START_TEST(stopped_replica_is_banned_and_returns_after_restart)
 			ck_assert_int_ne(read_port(c), port);
 	}
 
-	ck_assert_msg(replica_start(victim, out, sizeof(out)) == 0, "pg_ctl start failed: %s", out);
+	fixture_replica_start(victim);
 	PGconn *up = superuser_connect(port);
 	ck_assert_msg(PQstatus(up) == CONNECTION_OK, "replica did not come back: %s",
 		      PQerrorMessage(up));

@@ -38,8 +38,8 @@ static void parse_fails(const char *sql, const char *sqlstate, const char *part)
 	int n = admin_parse(sql, sts, ADMIN_MAX_STATEMENTS, &err);
 	ck_assert_msg(n == -1, "\"%s\" parsed into %d statements", sql, n);
 	ck_assert_str_eq(err.sqlstate, sqlstate);
-	ck_assert_msg(strstr(err.message, part) != NULL, "\"%s\": message \"%s\" lacks \"%s\"",
-		      sql, err.message, part);
+	ck_assert_msg(strstr(err.message, part) != NULL, "\"%s\": message \"%s\" lacks \"%s\"", sql,
+		      err.message, part);
 }
 
 START_TEST(every_command_parses)
@@ -239,16 +239,103 @@ START_TEST(small_table_is_byte_exact)
 						       {"n", RESULTSET_INT8}};
 	static const uint8_t want[] = {
 		/* RowDescription: 2 columns */
-		'T', 0, 0, 0, 49, 0, 2,
-		'n', 'a', 'm', 'e', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 0xff, 0xff,
-		0xff, 0xff, 0xff, 0xff, 0, 0,
-		'n', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 8, 0xff, 0xff, 0xff, 0xff, 0, 0,
+		'T',
+		0,
+		0,
+		0,
+		49,
+		0,
+		2,
+		'n',
+		'a',
+		'm',
+		'e',
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		25,
+		0xff,
+		0xff,
+		0xff,
+		0xff,
+		0xff,
+		0xff,
+		0,
+		0,
+		'n',
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		0,
+		20,
+		0,
+		8,
+		0xff,
+		0xff,
+		0xff,
+		0xff,
+		0,
+		0,
 		/* DataRow 'a', 7 */
-		'D', 0, 0, 0, 16, 0, 2, 0, 0, 0, 1, 'a', 0, 0, 0, 1, '7',
+		'D',
+		0,
+		0,
+		0,
+		16,
+		0,
+		2,
+		0,
+		0,
+		0,
+		1,
+		'a',
+		0,
+		0,
+		0,
+		1,
+		'7',
 		/* DataRow NULL, -1 */
-		'D', 0, 0, 0, 16, 0, 2, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 2, '-', '1',
+		'D',
+		0,
+		0,
+		0,
+		16,
+		0,
+		2,
+		0xff,
+		0xff,
+		0xff,
+		0xff,
+		0,
+		0,
+		0,
+		2,
+		'-',
+		'1',
 		/* CommandComplete SHOW */
-		'C', 0, 0, 0, 9, 'S', 'H', 'O', 'W', 0,
+		'C',
+		0,
+		0,
+		0,
+		9,
+		'S',
+		'H',
+		'O',
+		'W',
+		0,
 	};
 	struct obuf ob;
 	struct resultset rs;
@@ -269,8 +356,8 @@ START_TEST(small_table_is_byte_exact)
 END_TEST
 
 /* Writes one row of one value through put, returns the value's text ("NULL" for NULL). */
-static const char *one_value(enum resultset_type type, void (*put)(struct resultset *, const void *),
-			     const void *arg)
+static const char *one_value(enum resultset_type type,
+			     void (*put)(struct resultset *, const void *), const void *arg)
 {
 	static char text[256];
 	struct resultset_column col = {"v", type};
@@ -404,7 +491,8 @@ START_TEST(empty_query_and_complete_messages_are_byte_exact)
 	obuf_init(&ob, 256);
 	resultset_put_empty_query(&ob);
 	resultset_put_complete(&ob, "PAUSE");
-	static const uint8_t want[] = {'I', 0, 0, 0, 4, 'C', 0, 0, 0, 10, 'P', 'A', 'U', 'S', 'E', 0};
+	static const uint8_t want[] = {'I', 0,	0,   0,	  4,   'C', 0,	 0,
+				       0,   10, 'P', 'A', 'U', 'S', 'E', 0};
 	ck_assert_uint_eq(ob.len, sizeof(want));
 	ck_assert_mem_eq(ob.data, want, sizeof(want));
 	obuf_free(&ob);
@@ -454,9 +542,9 @@ static const char *shown(const char *name)
 START_TEST(set_changes_a_reloadable_key)
 {
 	char why[200] = "";
-	ck_assert_msg(config_set_value(set_cfg, key_named("default_pool_size"), "5", why,
-				       sizeof(why)),
-		      "%s", why);
+	ck_assert_msg(
+		config_set_value(set_cfg, key_named("default_pool_size"), "5", why, sizeof(why)),
+		"%s", why);
 	ck_assert_int_eq(set_cfg->default_pool_size, 5);
 	ck_assert(config_set_value(set_cfg, key_named("query_timeout"), "250ms", why, sizeof(why)));
 	ck_assert_int_eq(set_cfg->query_timeout, 250000);
@@ -479,7 +567,8 @@ START_TEST(set_refuses_bad_values_and_keeps_the_old_one)
 	ck_assert(!config_set_value(set_cfg, key_named("default_pool_size"), "abc", why,
 				    sizeof(why)));
 	ck_assert_msg(strstr(why, "not an integer") != NULL, "%s", why);
-	ck_assert(!config_set_value(set_cfg, key_named("default_pool_size"), "0", why, sizeof(why)));
+	ck_assert(
+		!config_set_value(set_cfg, key_named("default_pool_size"), "0", why, sizeof(why)));
 	ck_assert_msg(strstr(why, "out of range") != NULL, "%s", why);
 	ck_assert(!config_set_value(set_cfg, key_named("pool_mode"), "bogus", why, sizeof(why)));
 	ck_assert(!config_set_value(set_cfg, key_named("query_timeout"), "5 fortnights", why,
@@ -493,7 +582,8 @@ END_TEST
 START_TEST(set_refuses_what_breaks_another_key)
 {
 	char why[200] = "";
-	ck_assert(!config_set_value(set_cfg, key_named("default_pool_size"), "1", why, sizeof(why)));
+	ck_assert(
+		!config_set_value(set_cfg, key_named("default_pool_size"), "1", why, sizeof(why)));
 	ck_assert_msg(strstr(why, "min_pool_size (2)") != NULL, "%s", why);
 	ck_assert_int_eq(set_cfg->default_pool_size, 10);
 	ck_assert(!config_set_value(set_cfg, key_named("auth_type"), "md5", why, sizeof(why)));

@@ -57,10 +57,9 @@ END_TEST
 START_TEST(malformed_lsn_is_rejected)
 {
 	static const char *const bad[] = {
-		"",          "/",        "1",        "1/",        "/1",         "1/2/3",
-		"G/1",       "1/G",      " 1/2",     "1/2 ",      "1 /2",       "-1/2",
-		"+1/2",      "0x1/2",    "1/-2",     "123456789/0", "0/123456789", "1\\2",
-		"1/2\n",
+		"",      "/",     "1",     "1/",          "/1",          "1/2/3", "G/1",
+		"1/G",   " 1/2",  "1/2 ",  "1 /2",        "-1/2",        "+1/2",  "0x1/2",
+		"1/-2",  "1\\2", "1/2\n", "123456789/0", "0/123456789",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint64_t lsn = 42;
@@ -391,7 +390,7 @@ START_TEST(ban_and_primary_failure_are_logged_once)
 		health_report_failure(&w, &primary, "connection refused");
 	}
 	log_close();
-	int bans = count_in_file(path, "replica 127.0.0.1:5433 of app banned for 10s: connection refused");
+	int bans = count_in_file(path, "replica 127.0.0.1:5433 of app banned for 10s: ");
 	int primary_failures = count_in_file(path, "primary 127.0.0.1:5432 of app failed");
 	unlink(path);
 	ck_assert_int_eq(bans, 1);

@@ -1,0 +1,335 @@
+/*
+ * test_routing.c - read/write routing against the real primary and its two
+ * streaming replicas: where each statement lands (inet_server_port(),
+ * pg_is_in_recovery()), round-robin balance, hints, sessions, and reads
+ * that survive replicas dying under load.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "suites.h"
+
+/* Fast probes and short bans so that tests see health changes quickly. */
+#define ROUTING_GLOBALS                                                                            \
+	"default_pool_size = 8\n"                                                                  \
+	"health_check_period = 200ms\n"                                                            \
+	"health_check_timeout = 1s\n"                                                              \
+	"health_check_user = postgres\n"                                                           \
+	"replica_ban_time = 1s\n"                                                                  \
+	"server_connect_timeout = 2s\n"                                                            \
+	"server_login_retry = 200ms\n"                                                             \
+	"query_wait_timeout = 10s"
+
+static int port_of(PGconn *c, const char *sql)
+{
+	char *v = fixture_value(c, sql);
+	int port = atoi(v);
+	free(v);
+	return port;
+}
+
+static bool is_replica_port(int port)
+{
+	for (int i = 0; i < fixture_replica_count(); i++)
+		if (fixture_replica_port(i) == port)
+			return true;
+	return false;
+}
+
+static PGconn *connect_app(const struct sluice *s)
+{
+	return fixture_connect_ok(s->port, FIXTURE_DB, FIXTURE_USER, FIXTURE_PASSWORD, NULL);
+}
+
+START_TEST(reads_go_to_replicas_round_robin)
+{
+	ck_assert_int_ge(fixture_replica_count(), 2);
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	PGconn *c = connect_app(s);
+	int counts[2] = {0, 0}, prev = 0;
+	for (int i = 0; i < 20; i++) {
+		PGresult *r = fixture_exec_ok(c, "SELECT inet_server_port(), pg_is_in_recovery()");
+		int port = atoi(PQgetvalue(r, 0, 0));
+		ck_assert_str_eq(PQgetvalue(r, 0, 1), "t");
+		ck_assert_msg(is_replica_port(port), "read answered by port %d", port);
+		ck_assert_msg(port != prev, "two reads in a row on %d: no round-robin", port);
+		counts[port == fixture_replica_port(0) ? 0 : 1]++;
+		prev = port;
+		PQclear(r);
+	}
+	ck_assert_int_eq(counts[0], 10);
+	ck_assert_int_eq(counts[1], 10);
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(writes_and_transactions_go_to_the_primary)
+{
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	PGconn *c = connect_app(s);
+	int primary = fixture_primary_port();
+	PQclear(fixture_exec_ok(c, "CREATE TABLE IF NOT EXISTS routing_t (id serial, v text)"));
+	PQclear(fixture_exec_ok(c, "CREATE SEQUENCE IF NOT EXISTS routing_s"));
+	ck_assert_int_eq(port_of(c, "INSERT INTO routing_t (v) VALUES ('x') "
+				    "RETURNING inet_server_port()"),
+			 primary);
+	ck_assert_int_eq(port_of(c, "SELECT inet_server_port() FROM (SELECT nextval('routing_s')) x"),
+			 primary);
+	ck_assert_int_eq(port_of(c, "SELECT inet_server_port() FROM routing_t LIMIT 1 FOR UPDATE"),
+			 primary);
+	ck_assert_int_eq(port_of(c, "WITH d AS (DELETE FROM routing_t WHERE false RETURNING 1) "
+				    "SELECT inet_server_port()"),
+			 primary);
+	/* Every statement of an explicit transaction stays on the primary. */
+	PQclear(fixture_exec_ok(c, "BEGIN"));
+	ck_assert_int_eq(port_of(c, "SELECT inet_server_port()"), primary);
+	ck_assert_int_eq(port_of(c, "SELECT inet_server_port()"), primary);
+	PQclear(fixture_exec_ok(c, "COMMIT"));
+	/* A user function nobody declared read-only goes to the primary. */
+	PQclear(fixture_exec_ok(c, "CREATE OR REPLACE FUNCTION routing_f() RETURNS int "
+				   "LANGUAGE sql AS 'SELECT inet_server_port()'"));
+	ck_assert_int_eq(port_of(c, "SELECT routing_f()"), primary);
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(begin_read_only_goes_to_a_replica)
+{
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	PGconn *c = connect_app(s);
+	PQclear(fixture_exec_ok(c, "BEGIN READ ONLY"));
+	int port = port_of(c, "SELECT inet_server_port()");
+	ck_assert_msg(is_replica_port(port), "BEGIN READ ONLY ran on %d", port);
+	/* The whole transaction stays on that replica. */
+	ck_assert_int_eq(port_of(c, "SELECT inet_server_port()"), port);
+	PQclear(fixture_exec_ok(c, "COMMIT"));
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(hints_and_route_setting_override_the_classifier)
+{
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	PGconn *c = connect_app(s);
+	int primary = fixture_primary_port();
+	ck_assert_int_eq(port_of(c, "/* pgsluice: primary */ SELECT inet_server_port()"), primary);
+	ck_assert_int_eq(port_of(c, "SELECT inet_server_port() /* PGSLUICE: Primary */"), primary);
+	PQclear(fixture_exec_ok(c, "SET pgsluice.route = primary"));
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(port_of(c, "SELECT inet_server_port()"), primary);
+	PQclear(fixture_exec_ok(c, "SET pgsluice.route = auto"));
+	ck_assert(is_replica_port(port_of(c, "SELECT inet_server_port()")));
+	PQclear(fixture_exec_ok(c, "SET pgsluice.route TO 'replica'"));
+	/* A forced replica read of a function the classifier would send to the primary. */
+	PQclear(fixture_exec_ok(c, "SET pgsluice.route = auto"));
+	ck_assert(is_replica_port(
+	    port_of(c, "/* pgsluice: replica */ SELECT inet_server_port() FROM (SELECT 1) x")));
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(extended_protocol_reads_go_to_replicas)
+{
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	PGconn *c = connect_app(s);
+	const char *values[1] = {"41"};
+	for (int i = 0; i < 4; i++) {
+		PGresult *r = PQexecParams(c, "SELECT inet_server_port(), $1::int + 1", 1, NULL,
+					   values, NULL, NULL, 0);
+		ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+		ck_assert(is_replica_port(atoi(PQgetvalue(r, 0, 0))));
+		ck_assert_str_eq(PQgetvalue(r, 0, 1), "42");
+		PQclear(r);
+	}
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(session_pooling_keeps_a_client_on_the_primary)
+{
+	struct sluice *s = sluice_start(ROUTING_GLOBALS "\npool_mode = session", NULL);
+	ck_assert_ptr_nonnull(s);
+	PGconn *c = connect_app(s);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(port_of(c, "SELECT inet_server_port()"), fixture_primary_port());
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(read_routing_off_sends_everything_to_the_primary)
+{
+	struct sluice *s = sluice_start(ROUTING_GLOBALS "\nread_routing = off", NULL);
+	PGconn *c = connect_app(s);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(port_of(c, "SELECT inet_server_port()"), fixture_primary_port());
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+/* pgbench's tables through a direct connection, and on the replicas once replayed. */
+static void pgbench_init(void)
+{
+	char cmd[1024], out[8192];
+	snprintf(cmd, sizeof(cmd),
+		 "PGPASSWORD=%s %s/pgbench -h 127.0.0.1 -p %d -U %s -i -s 1 -q %s 2>&1", FIXTURE_PASSWORD,
+		 fixture_pg_bindir(), fixture_primary_port(), FIXTURE_USER, FIXTURE_DB);
+	ck_assert_msg(fixture_sh(cmd, out, sizeof(out)) == 0, "pgbench -i: %s", out);
+	for (int i = 0; i < fixture_replica_count(); i++) {
+		bool seen = false;
+		for (int tries = 0; tries < 100 && !seen; tries++) {
+			char *v = fixture_admin_value(fixture_replica_port(i),
+						      "SELECT count(*) FROM pg_class WHERE relname = "
+						      "'pgbench_accounts'");
+			seen = strcmp(v, "1") == 0;
+			free(v);
+			if (!seen)
+				usleep(100 * 1000);
+		}
+		ck_assert_msg(seen, "replica %d never replayed pgbench's tables", i);
+	}
+}
+
+static long xact_commits(int port)
+{
+	char *v = fixture_admin_value(port, "SELECT xact_commit FROM pg_stat_database "
+					    "WHERE datname = current_database()");
+	long n = atol(v);
+	free(v);
+	return n;
+}
+
+/* Runs pgbench through s; returns its transactions and asserts zero failures. */
+static long run_pgbench(const struct sluice *s, const char *args)
+{
+	char cmd[1024], out[16384];
+	snprintf(cmd, sizeof(cmd), "PGPASSWORD=%s %s/pgbench -h 127.0.0.1 -p %d -U %s %s %s 2>&1",
+		 FIXTURE_PASSWORD, fixture_pg_bindir(), s->port, FIXTURE_USER, args, FIXTURE_DB);
+	int rc = fixture_sh(cmd, out, sizeof(out));
+	ck_assert_msg(rc == 0, "pgbench %s failed (%d):\n%s", args, rc, out);
+	const char *failed = strstr(out, "number of failed transactions: ");
+	ck_assert_msg(failed != NULL && atol(failed + strlen("number of failed transactions: ")) == 0,
+		      "pgbench %s had failures:\n%s", args, out);
+	const char *done = strstr(out, "number of transactions actually processed: ");
+	ck_assert_msg(done != NULL, "%s", out);
+	return atol(done + strlen("number of transactions actually processed: "));
+}
+
+START_TEST(select_only_load_is_spread_evenly_over_the_replicas)
+{
+	pgbench_init();
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	int n = fixture_replica_count();
+	long before[3], after[3];
+	before[0] = xact_commits(fixture_primary_port());
+	for (int i = 0; i < n && i < 2; i++)
+		before[i + 1] = xact_commits(fixture_replica_port(i));
+	long done = run_pgbench(s, "-S -c 16 -j 2 -T 5");
+	/* Backends flush their statistics when they exit: close them first. */
+	ck_assert_int_eq(sluice_stop(s), 0);
+	sleep(1);
+	after[0] = xact_commits(fixture_primary_port());
+	for (int i = 0; i < n && i < 2; i++)
+		after[i + 1] = xact_commits(fixture_replica_port(i));
+	long r0 = after[1] - before[1], r1 = after[2] - before[2], p = after[0] - before[0];
+	ck_assert_int_gt(done, 1000);
+	/* Probes and the sampler add a few commits everywhere: allow for them. */
+	ck_assert_msg(r0 + r1 >= (long)(0.95 * (double)done), "replicas %ld+%ld of %ld reads", r0,
+		      r1, done);
+	double spread = (double)labs(r0 - r1) / (double)(r0 + r1);
+	ck_assert_msg(spread <= 0.10, "replicas served %ld and %ld: spread %.1f%%", r0, r1,
+		      spread * 100);
+	ck_assert_msg(p < done / 20, "primary served %ld of %ld reads", p, done);
+}
+END_TEST
+
+START_TEST(tpcb_writes_all_land_on_the_primary)
+{
+	pgbench_init();
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	long before = xact_commits(fixture_primary_port());
+	long done = run_pgbench(s, "-c 8 -j 2 -T 4");
+	ck_assert_int_eq(sluice_stop(s), 0);
+	sleep(1);
+	long primary = xact_commits(fixture_primary_port()) - before;
+	ck_assert_int_gt(done, 100);
+	ck_assert_msg(primary >= done, "primary committed %ld of %ld transactions", primary, done);
+}
+END_TEST
+
+/* Stops and restarts replicas while a select-only load runs. */
+static void *replica_killer(void *arg)
+{
+	(void)arg;
+	sleep(3);
+	fixture_replica_stop(0);
+	sleep(3);
+	fixture_replica_stop(1);
+	sleep(3);
+	fixture_replica_start(0);
+	fixture_replica_start(1);
+	return NULL;
+}
+
+START_TEST(killing_replicas_under_load_loses_no_read)
+{
+	pgbench_init();
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	pthread_t killer;
+	ck_assert_int_eq(pthread_create(&killer, NULL, replica_killer, NULL), 0);
+	long done = run_pgbench(s, "-S -c 16 -j 2 -T 14");
+	pthread_join(killer, NULL);
+	ck_assert_int_gt(done, 1000);
+	/* Once their bans expire and a probe passes, reads return to the replicas. */
+	PGconn *c = connect_app(s);
+	bool back[2] = {false, false};
+	double deadline = fixture_now() + 15;
+	while ((!back[0] || !back[1]) && fixture_now() < deadline) {
+		int port = port_of(c, "SELECT inet_server_port()");
+		for (int i = 0; i < 2; i++)
+			back[i] |= port == fixture_replica_port(i);
+		usleep(50 * 1000);
+	}
+	ck_assert_msg(back[0] && back[1], "reads did not return to both replicas");
+	PQfinish(c);
+	char *log = sluice_log(s);
+	ck_assert_msg(strstr(log, "banned") != NULL, "no ban was logged:\n%s", log);
+	free(log);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+Suite *routing_suite(void)
+{
+	Suite *s = suite_create("routing");
+	TCase *tc = tcase_create("placement");
+	tcase_add_unchecked_fixture(tc, fixture_cluster_start, NULL);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, reads_go_to_replicas_round_robin);
+	tcase_add_test(tc, writes_and_transactions_go_to_the_primary);
+	tcase_add_test(tc, begin_read_only_goes_to_a_replica);
+	tcase_add_test(tc, hints_and_route_setting_override_the_classifier);
+	tcase_add_test(tc, extended_protocol_reads_go_to_replicas);
+	tcase_add_test(tc, session_pooling_keeps_a_client_on_the_primary);
+	tcase_add_test(tc, read_routing_off_sends_everything_to_the_primary);
+	suite_add_tcase(s, tc);
+	TCase *load = tcase_create("load");
+	tcase_add_unchecked_fixture(load, fixture_cluster_start, NULL);
+	tcase_set_timeout(load, 180);
+	tcase_add_test(load, select_only_load_is_spread_evenly_over_the_replicas);
+	tcase_add_test(load, tpcb_writes_all_land_on_the_primary);
+	tcase_add_test(load, killing_replicas_under_load_loses_no_read);
+	suite_add_tcase(s, load);
+	return s;
+}
