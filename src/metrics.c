@@ -68,19 +68,6 @@ const char *metrics_role_name(const struct target *t)
 	return t->role == TARGET_REPLICA ? "replica" : "primary";
 }
 
-/* The size a pool grows to; the same precedence as pool.c applies. */
-static int metrics_pool_size(const struct worker *w, const struct pool *p)
-{
-	int size = p->db->pool_size >= 0 ? p->db->pool_size : w->cfg->default_pool_size;
-	if (p->target->role == TARGET_PRIMARY)
-		return size;
-	if (p->target->pool_size >= 0)
-		return p->target->pool_size;
-	if (p->db->replica_pool_size >= 0)
-		return p->db->replica_pool_size;
-	return w->cfg->replica_pool_size > 0 ? w->cfg->replica_pool_size : size;
-}
-
 void metrics_read_pool(const struct worker *w, const struct pool *p, double now,
 		       struct metrics_pool *out)
 {
@@ -98,8 +85,8 @@ void metrics_read_pool(const struct worker *w, const struct pool *p, double now,
 		if (now > c->wait_since)
 			out->maxwait_us = (uint64_t)((now - c->wait_since) * 1e6);
 	}
-	out->pool_size = metrics_pool_size(w, p);
-	out->mode = pool_mode_of(w, p);
+	out->pool_size = pool_size_of(w, p);
+	out->mode = p->mode;
 	out->role = metrics_role_name(p->target);
 }
 

@@ -138,8 +138,7 @@ static bool db_has_room(const struct worker *w, const struct database *db)
 	return n < limit;
 }
 
-/* The pool size of p's target: a replica's own, the database's, or the global. */
-static int pool_base_size(const struct worker *w, const struct pool *p)
+int pool_size_of(const struct worker *w, const struct pool *p)
 {
 	int size = p->db->pool_size >= 0 ? p->db->pool_size : w->cfg->default_pool_size;
 	if (p->target->role == TARGET_PRIMARY)
@@ -153,7 +152,7 @@ static int pool_base_size(const struct worker *w, const struct pool *p)
 
 static int pool_limit(const struct worker *w, const struct pool *p, ev_tstamp now)
 {
-	int size = pool_base_size(w, p);
+	int size = pool_size_of(w, p);
 	int reserve = p->db->reserve_pool_size >= 0 ? p->db->reserve_pool_size
 						    : w->cfg->reserve_pool_size;
 	struct list_head *first = list_first(&p->waiting);

@@ -52,7 +52,10 @@ void pool_janitor(struct worker *w, struct pool *p, ev_tstamp now);
 /* Servers of the pool in any state. */
 int pool_server_count(const struct pool *p);
 
-/* The pool mode for clients of p. */
+/* The size of p: a replica's own, the database's replica or pool size, or the global. */
+int pool_size_of(const struct worker *w, const struct pool *p);
+
+/* The pool mode for clients of p (computed; p->mode caches it). */
 enum pool_mode pool_mode_of(const struct worker *w, const struct pool *p);
 
 #endif

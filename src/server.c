@@ -152,8 +152,12 @@ void server_close(struct worker *w, struct server *s, const char *reason, bool f
 	else
 		log_debug("server %s: closed: %s", s->addr, reason);
 	struct pool *p = s->pool;
-	if (failed) {
-		/* Recorded before the wake below, which must not open another at once. */
+	/*
+	 * Only a failed connect or login says the server is unreachable; one that broke
+	 * after login (terminated, say) must not hold the next clients off.
+	 * Recorded before the wake below, which must not open another at once.
+	 */
+	if (failed && (s->state == SERVER_CONNECTING || s->state == SERVER_LOGIN)) {
 		p->last_failure = ev_now(w->loop);
 		snprintf(p->failure_sqlstate, sizeof(p->failure_sqlstate), "08006");
 		snprintf(p->failure_message, sizeof(p->failure_message),
