@@ -21,12 +21,15 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "classify.h"
 #include "client.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
 #include "proto.h"
+#include "querylog.h"
 #include "resultset.h"
+#include "router.h"
 #include "server.h"
 #include "userlist.h"
 
@@ -80,6 +83,14 @@ static const struct command_info commands[] = {
 			      "Object counts"},
 	[ADMIN_SHOW_MEM] = {"SHOW MEM", ARG_NONE, "SHOW", false, false, "SHOW MEM",
 			    "Memory of buffers and objects"},
+	[ADMIN_SHOW_SLOW_QUERIES] = {"SHOW SLOW_QUERIES", ARG_NONE, "SHOW", false, false,
+				     "SHOW SLOW_QUERIES",
+				     "The latest slow statements, newest first, with their plans"},
+	[ADMIN_SHOW_QUERIES] = {"SHOW QUERIES", ARG_NONE, "SHOW", false, false, "SHOW QUERIES",
+				"Statistics per statement fingerprint, most total time first"},
+	/* Parsed apart (admin_parse_route): its argument is SQL of any shape. */
+	[ADMIN_SHOW_ROUTE] = {"SHOW ROUTE", ARG_NONE, "SHOW", false, false, "SHOW ROUTE statement",
+			      "Where read routing would send a statement, and why"},
 	[ADMIN_RELOAD] = {"RELOAD", ARG_NONE, "RELOAD", true, true, "RELOAD",
 			  "Read the configuration file and the auth file again"},
 	[ADMIN_PAUSE] = {"PAUSE", ARG_DB_OPTIONAL, "PAUSE", true, false, "PAUSE [db]",
@@ -319,8 +330,54 @@ static bool parse_statement(const struct token *toks, size_t n, struct admin_sta
 	return true;
 }
 
+/* The word w (any case) at *pp followed by a blank or the end: moves past it. */
+static bool take_keyword(const char **pp, const char *w)
+{
+	size_t n = strlen(w);
+	const char *p = *pp;
+	if (strncasecmp(p, w, n) != 0 || (p[n] != '\0' && !isspace((unsigned char)p[n])))
+		return false;
+	p += n;
+	while (isspace((unsigned char)*p))
+		p++;
+	*pp = p;
+	return true;
+}
+
+/*
+ * "SHOW ROUTE statement": the whole rest of the query is the statement, ';'
+ * and all. Returns 1 with out filled, 0 when sql is something else, -1 on error.
+ */
+static int admin_parse_route(const char *sql, struct admin_statement *out,
+			     struct admin_error *err)
+{
+	const char *p = sql;
+	if (!lex_skip(&p, err) || !take_keyword(&p, "SHOW") || !take_keyword(&p, "ROUTE"))
+		return 0;
+	size_t n = strlen(p);
+	while (n > 0 && isspace((unsigned char)p[n - 1]))
+		n--;
+	if (n == 0) {
+		parse_fail(err, "42601", HINT_HELP, "SHOW ROUTE needs a statement");
+		return -1;
+	}
+	if (n >= sizeof(out->value)) {
+		parse_fail(err, "54000", NULL, "SHOW ROUTE takes statements of up to %zu bytes",
+			   sizeof(out->value) - 1);
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	out->command = ADMIN_SHOW_ROUTE;
+	memcpy(out->value, p, n);
+	out->value[n] = '\0';
+	return 1;
+}
+
 int admin_parse(const char *sql, struct admin_statement *out, size_t max, struct admin_error *err)
 {
+	int route = max > 0 ? admin_parse_route(sql, out, err) : 0;
+	if (route != 0)
+		return route;
 	const char *p = sql;
 	struct token toks[MAX_TOKENS], extra;
 	size_t count = 0;
@@ -968,6 +1025,24 @@ static void show_routing(struct worker *w, struct obuf *ob)
 	resultset_end(&rs, "SHOW");
 }
 
+static void show_route(struct worker *w, struct obuf *ob, const char *sql)
+{
+	static const struct resultset_column cols[] = {
+		{"target", RESULTSET_TEXT},
+		{"reason", RESULTSET_TEXT},
+	};
+	bool read;
+	char reason[CLASSIFY_REASON_MAX];
+	router_explain(w, sql, strlen(sql), &read, reason, sizeof(reason));
+	struct resultset rs;
+	resultset_begin(&rs, ob, cols, sizeof(cols) / sizeof(cols[0]));
+	resultset_row_begin(&rs);
+	resultset_put_text(&rs, read ? "replica" : "primary");
+	resultset_put_text(&rs, reason);
+	resultset_row_end(&rs);
+	resultset_end(&rs, "SHOW");
+}
+
 /* Counts of the runtime objects, for SHOW LISTS and SHOW MEM. */
 struct object_counts {
 	int databases, pools, targets, login_clients;
@@ -1157,6 +1232,8 @@ static bool run_set(struct worker *w, struct obuf *ob, const struct admin_statem
 				st->value);
 		return false;
 	}
+	if (!querylog_configure(w))
+		log_error("out of memory applying the slow-query settings");
 	log_info("admin: SET %s = %s", key->name, st->value);
 	return true;
 }
@@ -1173,6 +1250,8 @@ static bool run_statement(struct worker *w, struct client *c, const struct admin
 		[ADMIN_SHOW_SERVERS] = show_servers, [ADMIN_SHOW_STATS] = show_stats,
 		[ADMIN_SHOW_LATENCY] = show_latency, [ADMIN_SHOW_ROUTING] = show_routing,
 		[ADMIN_SHOW_LISTS] = show_lists,     [ADMIN_SHOW_MEM] = show_mem,
+		[ADMIN_SHOW_SLOW_QUERIES] = querylog_show_slow,
+		[ADMIN_SHOW_QUERIES] = querylog_show_queries,
 	};
 	struct database *db = NULL;
 	if (st->name[0] != '\0' && st->command != ADMIN_SET &&
@@ -1186,6 +1265,9 @@ static bool run_statement(struct worker *w, struct client *c, const struct admin
 	case ADMIN_SHOW_STATS_TOTALS:
 	case ADMIN_SHOW_STATS_AVERAGES:
 		show_stats_part(w, ob, st->command == ADMIN_SHOW_STATS_AVERAGES);
+		return true;
+	case ADMIN_SHOW_ROUTE:
+		show_route(w, ob, st->value);
 		return true;
 	case ADMIN_RELOAD: {
 		char *errors = worker_reload_from_file(w);

@@ -36,6 +36,9 @@ enum admin_command {
 	ADMIN_SHOW_ROUTING,
 	ADMIN_SHOW_LISTS,
 	ADMIN_SHOW_MEM,
+	ADMIN_SHOW_SLOW_QUERIES,
+	ADMIN_SHOW_QUERIES,
+	ADMIN_SHOW_ROUTE,
 	ADMIN_RELOAD,
 	ADMIN_PAUSE,
 	ADMIN_RESUME,
@@ -52,7 +55,7 @@ enum admin_command {
 struct admin_statement {
 	enum admin_command command;
 	char name[ADMIN_NAME_MAX];   /* the database ("" = all, where optional) or SET's key */
-	char value[ADMIN_VALUE_MAX]; /* SET's value */
+	char value[ADMIN_VALUE_MAX]; /* SET's value, SHOW ROUTE's statement */
 };
 
 /* Why a query was refused before anything ran. */

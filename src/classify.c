@@ -11,6 +11,7 @@
  */
 #include "classify.h"
 
+#include <ctype.h>
 #include <string.h>
 
 /* Longest dollar-quote tag accepted; it keeps the closing-tag search linear. */
@@ -1933,6 +1934,43 @@ bool classify_statement(const char *sql, size_t len, const struct classify_optio
 	}
 	out->reason_text[rl] = '\0';
 	return !out->lex_error;
+}
+
+bool classify_next_statement(const char *sql, size_t len, size_t *pos, size_t *off,
+			     size_t *stmt_len)
+{
+	struct lexer lx;
+	lex_init(&lx, sql, len);
+	lx.pos = *pos;
+	struct token t;
+	bool found = false;
+	size_t start = *pos, end = len;
+	for (;;) {
+		lex_next(&lx, &t);
+		if (t.type == TOK_EOF || tok_punct(&lx, &t, ';')) {
+			end = t.type == TOK_EOF ? len : t.off;
+			*pos = t.type == TOK_EOF ? len : t.off + 1;
+			if (found || t.type == TOK_EOF)
+				break;
+			start = *pos; /* an empty statement: the next one starts after its ';' */
+			continue;
+		}
+		found = true;
+		if (t.type == TOK_ERROR) {
+			end = *pos = len;
+			break;
+		}
+	}
+	if (!found)
+		return false;
+	/* Comments stay with their statement: they carry hints and application tags. */
+	while (start < end && isspace((unsigned char)sql[start]))
+		start++;
+	while (end > start && isspace((unsigned char)sql[end - 1]))
+		end--;
+	*off = start;
+	*stmt_len = end - start;
+	return true;
 }
 
 /* ---------- normalized text: fingerprints and batch keys ---------- */

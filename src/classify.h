@@ -131,6 +131,18 @@ struct classify_result {
 bool classify_statement(const char *sql, size_t len, const struct classify_options *opts,
 			struct classify_result *out);
 
+/*
+ * Finds the next non-empty statement of the len bytes at sql, starting at
+ * *pos (0 for the first): *off and *stmt_len cover the text between the
+ * ';' before it and its own ';', comments included, blanks around it
+ * trimmed. Moves *pos past it.
+ * Returns false when no statement is left. After a lexer error the rest of
+ * the text is one statement. Splits where PostgreSQL's simple-query
+ * protocol answers each statement with its own CommandComplete.
+ */
+bool classify_next_statement(const char *sql, size_t len, size_t *pos, size_t *off,
+			     size_t *stmt_len);
+
 /* The upper-case name of a kind ("SELECT", "PREPARE TRANSACTION", ...). */
 const char *classify_kind_name(enum classify_kind kind);
 

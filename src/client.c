@@ -23,6 +23,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
+#include "querylog.h"
 #include "router.h"
 #include "server.h"
 
@@ -139,6 +140,7 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 	conn_close(&c->conn);
 	auth_clear(c);
 	params_free(&c->params);
+	querylog_client_gone(c);
 	obuf_free(&c->retry);
 	free(c->user);
 	free(c->dbname);
@@ -560,6 +562,10 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 		return client_drop_failed(c, type);
 	if (c->is_admin)
 		return avail < total ? CONN_NEED_ALL : admin_on_message(w, c, msg, total);
+	/* The statement log reads these whole, when they fit a buffer. */
+	if (avail < total && total <= w->iobufs.size && type != '\0' && strchr("QPBEC", type) &&
+	    querylog_active(w))
+		return CONN_NEED_ALL;
 	if (c->state == CLIENT_IDLE) {
 		if (w->shutting_down && !c->in_transaction) {
 			client_fatal(w, c, "57P01", "pgsluice is shutting down");
@@ -640,6 +646,7 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 		s->expect_rfq++;
 		s->release_pending = false;
 	}
+	querylog_on_client_message(w, c, s, msg, total, avail);
 	return CONN_FORWARD;
 }
 

@@ -46,6 +46,7 @@ static const char *const primary_reads_names[] = {"off", "on", "fallback-only", 
 static const char *const replica_fallback_names[] = {"primary", "error", NULL};
 static const char *const route_unknown_names[] = {"primary", "replica", NULL};
 static const char *const read_your_writes_names[] = {"off", "client", "global", NULL};
+static const char *const slow_query_explain_names[] = {"off", "plan", "analyze", NULL};
 
 /* offsetof(struct config, f), refused at compile time unless f has type T. */
 #define FIELD(f, T)                                                                                \
@@ -161,6 +162,28 @@ const struct cfg_key config_keys[] = {
 	      "Length of the period SHOW STATS averages and the \"last period\" percentiles cover"),
 	K_STR(metrics_listen, "", false,
 	      "host:port of the Prometheus endpoint (GET /metrics); empty = off"),
+	K_DUR(slow_query_threshold, "1s",
+	      "Statements that take longer are logged as slow (per database too); 0 = off"),
+	K_STR(slow_query_log, "", true,
+	      "File the slow statements are appended to, one JSON object a line; empty = none"),
+	K_BOOL(slow_query_log_parameters, "off", true,
+	       "Log slow statements with their literals and bound values instead of redacted"),
+	K_INT(slow_query_ring, "100", true, 0, 10000,
+	      "Slow statements kept in memory for SHOW SLOW_QUERIES"),
+	K_ENUM(slow_query_explain, "plan", true, slow_query_explain_names,
+	       "Capture the plan of slow statements: off, plan, or analyze (read-only ones)"),
+	K_DUR(slow_query_explain_interval, "1min",
+	      "Least time between two plan captures of one fingerprint"),
+	K_DUR(slow_query_explain_timeout, "5s",
+	      "A plan not captured within this is given up; the record is written without"),
+	K_INT(slow_query_explain_queue, "16", true, 1, 10000,
+	      "Plan captures that may wait for a connection; more are skipped"),
+	K_INT(slow_query_explain_connections, "2", true, 1, 100,
+	      "Connections pgsluice opens in all to capture plans"),
+	K_INT(query_stats_max, "1000", true, 0, 100000,
+	      "Fingerprints SHOW QUERIES keeps statistics for (about 9 kB each); 0 = off"),
+	K_INT(query_stats_metrics_top, "20", true, 0, 10000,
+	      "Fingerprints with the most total time exported in /metrics"),
 	K_SIZE(max_packet_size, "1GB", true, 16 * KB, 2 * GB,
 	       "Largest protocol message in either direction"),
 	K_SIZE_INT(pkt_buf, "16kB", false, 4 * KB, MB,
@@ -753,6 +776,8 @@ static const struct entry_key db_keys[] = {
 	 offsetof(struct db_conf, read_your_writes_set), read_your_writes_names, 0, 2, true},
 	{"replica_only", CFG_BOOL, offsetof(struct db_conf, replica_only), NO_SET_FLAG, NULL, 0, 1,
 	 true},
+	{"slow_query_threshold", CFG_DURATION, offsetof(struct db_conf, slow_query_threshold),
+	 offsetof(struct db_conf, slow_query_threshold_set), NULL, 0, DURATION_MAX, true},
 	/* Parsed by replicas_parse; listed so that the key is known and not given twice. */
 	{"replicas", CFG_STRING, 0, NO_SET_FLAG, NULL, 0, 0, true},
 	{NULL, CFG_STRING, 0, NO_SET_FLAG, NULL, 0, 0, false},

@@ -23,6 +23,8 @@ enum replica_fallback { REPLICA_FALLBACK_PRIMARY, REPLICA_FALLBACK_ERROR };
 enum route_unknown { ROUTE_UNKNOWN_PRIMARY, ROUTE_UNKNOWN_REPLICA };
 enum read_your_writes { RYW_OFF, RYW_CLIENT, RYW_GLOBAL };
 
+enum slow_query_explain { EXPLAIN_OFF, EXPLAIN_PLAN, EXPLAIN_ANALYZE };
+
 enum cfg_type {
 	CFG_STRING,   /* char * (NULL when empty) */
 	CFG_INT,      /* int, bounded by min/max */
@@ -75,6 +77,8 @@ struct db_conf {
 	bool read_your_writes_set;
 	int read_your_writes; /* enum read_your_writes */
 	bool replica_only;    /* every session of this alias goes to the replicas */
+	bool slow_query_threshold_set;
+	int64_t slow_query_threshold;
 	struct replica_conf *replicas;
 	size_t n_replicas;
 	int line; /* where it was declared, for messages */
@@ -155,6 +159,18 @@ struct config {
 
 	int64_t stats_period;
 	char *metrics_listen;
+
+	int64_t slow_query_threshold;
+	char *slow_query_log;
+	bool slow_query_log_parameters;
+	int slow_query_ring;
+	int slow_query_explain;      /* enum slow_query_explain */
+	int64_t slow_query_explain_interval;
+	int64_t slow_query_explain_timeout;
+	int slow_query_explain_queue;
+	int slow_query_explain_connections;
+	int query_stats_max;
+	int query_stats_metrics_top;
 
 	int64_t max_packet_size;
 	int pkt_buf;

@@ -21,7 +21,6 @@
 #include <sys/socket.h>
 
 #include "log.h"
-#include "password.h"
 #include "userlist.h"
 
 /*
@@ -273,15 +272,6 @@ static bool health_keep_login(struct health_probe *p, const struct health_login 
 	return ok;
 }
 
-/* The plaintext password of user in the auth file, or NULL (hashes cannot log in). */
-static const char *health_plain_secret(const struct worker *w, const char *user)
-{
-	const char *secret = w->users != NULL ? userlist_find(w->users, user) : NULL;
-	if (secret == NULL || secret[0] == '\0' || password_kind_of(secret) != PASSWORD_PLAIN)
-		return NULL;
-	return secret;
-}
-
 /*
  * Who the probes of db log in as: health_check_user, else the database's
  * user=, else the first pool user whose password the auth file holds in
@@ -294,20 +284,20 @@ static bool health_find_user(const struct worker *w, const struct database *db,
 	if (cfg->health_check_user != NULL) {
 		*user = cfg->health_check_user;
 		*password = cfg->health_check_password != NULL ? cfg->health_check_password
-							       : health_plain_secret(w, *user);
+							       : userlist_plaintext(w->users, *user);
 		return true;
 	}
 	if (db->login_user != NULL) {
 		*user = db->login_user;
 		*password = db->login_password != NULL ? db->login_password
-						       : health_plain_secret(w, *user);
+						       : userlist_plaintext(w->users, *user);
 		return true;
 	}
 	struct list_head *pos, *tmp;
 	list_for_each_safe(pos, tmp, &db->pools)
 	{
 		const struct pool *pl = list_entry(pos, struct pool, node);
-		const char *secret = health_plain_secret(w, pl->user);
+		const char *secret = userlist_plaintext(w->users, pl->user);
 		if (secret != NULL) {
 			*user = pl->user;
 			*password = secret;

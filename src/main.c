@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "querylog.h"
 #include "userlist.h"
 #include "worker.h"
 
@@ -137,9 +138,10 @@ static void on_sigint(struct ev_loop *loop, ev_signal *sig, int revents)
 static void on_sigusr2(struct ev_loop *loop, ev_signal *sig, int revents)
 {
 	(void)loop;
-	(void)sig;
 	(void)revents;
+	struct daemon_state *d = sig->data;
 	log_reopen();
+	querylog_reopen(&d->worker);
 }
 
 static void start_signal(struct ev_loop *loop, ev_signal *w, void (*cb)(struct ev_loop *, ev_signal *, int),

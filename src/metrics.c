@@ -23,6 +23,8 @@
 
 #include "log.h"
 #include "pool.h"
+#include "querylog.h"
+#include "querystats.h"
 
 const double metrics_quantiles[METRICS_N_QUANTILES] = {0.5, 0.95, 0.99, 0.999};
 const char *const metrics_quantile_names[METRICS_N_QUANTILES] = {"p50", "p95", "p99", "p999"};
@@ -106,6 +108,8 @@ uint64_t metrics_rss_bytes(void)
 
 /* Room for one formatted line; names and labels are bounded well below it. */
 #define METRICS_LINE_MAX 1024
+/* Bytes of a normalized statement a metrics label carries. */
+#define METRICS_QUERY_LABEL_MAX 200
 
 static void put(struct obuf *ob, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(struct obuf *ob, const char *fmt, ...)
@@ -466,6 +470,60 @@ static void render_process(struct worker *w, struct obuf *ob)
 	put_uint_sample(ob, "pgsluice_memory_bytes", NULL, 0, metrics_rss_bytes());
 }
 
+/* What SHOW QUERIES shows, for the query_stats_metrics_top fingerprints with the most time. */
+static void render_top_queries(struct worker *w, struct obuf *ob)
+{
+	size_t n = (size_t)w->cfg->query_stats_metrics_top;
+	const struct querystats_entry **top = n > 0 ? malloc(n * sizeof(*top)) : NULL;
+	n = top != NULL ? querylog_top(w, top, n) : 0;
+	static const struct {
+		const char *name, *type, *help;
+	} families[] = {
+		{"pgsluice_query_calls_total", "counter", "Statements run, per fingerprint."},
+		{"pgsluice_query_seconds_total", "counter", "Time statements took, per fingerprint."},
+		{"pgsluice_query_rows_total", "counter", "Rows statements returned or changed."},
+		{"pgsluice_query_errors_total", "counter", "Statements that failed."},
+		{"pgsluice_query_p95_seconds", "gauge", "95th percentile statement time."},
+	};
+	for (size_t k = 0; n > 0 && k < sizeof(families) / sizeof(families[0]); k++) {
+		put_family(ob, families[k].name, families[k].type, families[k].help);
+		for (size_t i = 0; i < n; i++) {
+			const struct querystats_entry *e = top[i];
+			char id[17], query[METRICS_QUERY_LABEL_MAX + 1];
+			snprintf(id, sizeof(id), "%016llx", (unsigned long long)e->fingerprint);
+			size_t len = strlen(e->normalized);
+			if (len > METRICS_QUERY_LABEL_MAX) {
+				len = METRICS_QUERY_LABEL_MAX;
+				while (len > 0 && ((unsigned char)e->normalized[len] & 0xC0) == 0x80)
+					len--;
+			}
+			memcpy(query, e->normalized, len);
+			query[len] = '\0';
+			const char *labels[] = {"fingerprint", id, "query", query};
+			const char *name = families[k].name;
+			switch (k) {
+			case 0:
+				put_uint_sample(ob, name, labels, 2, e->calls);
+				break;
+			case 1:
+				put_float_sample(ob, name, labels, 2, (double)e->total_usec / 1e6);
+				break;
+			case 2:
+				put_uint_sample(ob, name, labels, 2, e->rows);
+				break;
+			case 3:
+				put_uint_sample(ob, name, labels, 2, e->errors);
+				break;
+			default:
+				put_float_sample(ob, name, labels, 2,
+						 (double)histogram_percentile(&e->latency, 0.95) / 1e6);
+				break;
+			}
+		}
+	}
+	free(top);
+}
+
 bool metrics_render(struct worker *w, struct obuf *ob)
 {
 	render_process(w, ob);
@@ -474,6 +532,7 @@ bool metrics_render(struct worker *w, struct obuf *ob)
 	render_latency(w, ob);
 	render_pools(w, ob);
 	render_targets(w, ob);
+	render_top_queries(w, ob);
 	return !ob->failed;
 }
 

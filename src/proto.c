@@ -5,8 +5,7 @@
 
 #include <string.h>
 
-/* Next NUL-terminated string in [*p, end); NULL when none terminates. */
-static const char *take_string(const uint8_t **p, const uint8_t *end)
+const char *proto_take_string(const uint8_t **p, const uint8_t *end)
 {
 	const uint8_t *nul = memchr(*p, 0, (size_t)(end - *p));
 	if (nul == NULL)
@@ -42,8 +41,8 @@ const char *proto_parse_startup(const uint8_t *pkt, size_t len, struct proto_sta
 				return "junk after the startup packet's parameters";
 			return NULL;
 		}
-		const char *name = take_string(&p, end);
-		const char *value = name != NULL ? take_string(&p, end) : NULL;
+		const char *name = proto_take_string(&p, end);
+		const char *value = name != NULL ? proto_take_string(&p, end) : NULL;
 		if (value == NULL)
 			return "startup parameter is not terminated";
 		if (out->n_params == PROTO_MAX_STARTUP_PARAMS)
@@ -68,7 +67,7 @@ bool proto_parse_error(const uint8_t *body, size_t len, struct proto_error *out)
 	const uint8_t *p = body, *end = body + len;
 	while (p < end && *p != 0) {
 		uint8_t field = *p++;
-		const char *value = take_string(&p, end);
+		const char *value = proto_take_string(&p, end);
 		if (value == NULL)
 			return false;
 		switch (field) {
@@ -102,8 +101,8 @@ bool proto_parse_param_status(const uint8_t *body, size_t len, const char **name
 			      const char **value)
 {
 	const uint8_t *p = body, *end = body + len;
-	*name = take_string(&p, end);
-	*value = *name != NULL ? take_string(&p, end) : NULL;
+	*name = proto_take_string(&p, end);
+	*value = *name != NULL ? proto_take_string(&p, end) : NULL;
 	return *value != NULL && p == end;
 }
 
@@ -111,7 +110,7 @@ bool proto_parse_sasl_initial(const uint8_t *body, size_t len, const char **mech
 			      const uint8_t **data, size_t *data_len)
 {
 	const uint8_t *p = body, *end = body + len;
-	*mechanism = take_string(&p, end);
+	*mechanism = proto_take_string(&p, end);
 	if (*mechanism == NULL || end - p < 4)
 		return false;
 	uint32_t n = proto_get_u32(p);
@@ -129,7 +128,7 @@ bool proto_sasl_offers(const uint8_t *list, size_t len, const char *name)
 {
 	const uint8_t *p = list, *end = list + len;
 	while (p < end && *p != 0) {
-		const char *mech = take_string(&p, end);
+		const char *mech = proto_take_string(&p, end);
 		if (mech == NULL)
 			return false;
 		if (strcmp(mech, name) == 0)

@@ -77,6 +77,9 @@ struct proto_error {
 	const char *hint;
 };
 
+/* Next NUL-terminated string in [*p, end), moving *p past it; NULL when none terminates. */
+const char *proto_take_string(const uint8_t **p, const uint8_t *end);
+
 /* Reads the fields of an error/notice body; false when malformed. */
 bool proto_parse_error(const uint8_t *body, size_t len, struct proto_error *out);
 

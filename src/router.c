@@ -7,6 +7,7 @@
  */
 #include "router.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -175,32 +176,35 @@ static const char *request_text(const uint8_t *msg, uint32_t len, size_t *text_l
 	return body;
 }
 
-/* Classifies text: true for work a replica may do, with the reason. */
-static bool router_classify(struct worker *w, const char *sql, size_t len, const char **reason)
+/* Classifies text into *r: true for work a replica may do, with the (static) reason. */
+static bool router_classify(struct worker *w, const char *sql, size_t len, const char **reason,
+			    struct classify_result *r)
 {
-	struct classify_result r;
-	classify_statement(sql, len, w->classify_opts, &r);
-	if (r.hint == CLASSIFY_HINT_PRIMARY) {
+	classify_statement(sql, len, w->classify_opts, r);
+	if (r->hint == CLASSIFY_HINT_PRIMARY) {
 		*reason = "hint: primary";
 		return false;
 	}
-	if (r.hint == CLASSIFY_HINT_REPLICA) {
+	if (r->hint == CLASSIFY_HINT_REPLICA) {
 		*reason = "hint: replica";
 		return true;
 	}
-	if (r.kind == CLASSIFY_BEGIN || r.kind == CLASSIFY_START) {
-		*reason = r.begin_read_only ? "BEGIN READ ONLY" : "BEGIN (read write)";
-		return r.begin_read_only;
+	if (r->kind == CLASSIFY_BEGIN || r->kind == CLASSIFY_START) {
+		*reason = r->begin_read_only ? "BEGIN READ ONLY" : "BEGIN (read write)";
+		return r->begin_read_only;
 	}
-	*reason = r.reason;
-	return r.read_only;
+	*reason = r->reason;
+	return r->read_only;
 }
 
-const char *router_explain(struct worker *w, const char *sql, size_t len, bool *read)
+void router_explain(struct worker *w, const char *sql, size_t len, bool *read, char *reason,
+		    size_t cap)
 {
-	const char *reason;
-	*read = router_classify(w, sql, len, &reason);
-	return reason;
+	const char *why;
+	struct classify_result r;
+	*read = router_classify(w, sql, len, &why, &r);
+	/* The classifier's own reason names the deciding keyword or function. */
+	snprintf(reason, cap, "%s", why == r.reason ? r.reason_text : why);
 }
 
 enum router_result router_route(struct worker *w, struct client *c, const uint8_t *msg,
@@ -233,7 +237,8 @@ enum router_result router_route(struct worker *w, struct client *c, const uint8_
 		/* Too large to inspect whole, or not a statement: the primary is always right. */
 		if (sql == NULL || avail < total)
 			return ROUTER_OK;
-		read = router_classify(w, sql, len, &out->reason);
+		struct classify_result r;
+		read = router_classify(w, sql, len, &out->reason, &r);
 	}
 	if (!read)
 		return ROUTER_OK;

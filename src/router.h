@@ -49,7 +49,12 @@ struct target *router_retry_target(struct worker *w, struct client *c, struct ta
 /* A transaction of c's on the primary ended: reads must now see its writes. */
 void router_note_primary_commit(struct worker *w, struct client *c);
 
-/* Explains the decision for sql (admin SHOW ROUTE): target role and reason. */
-const char *router_explain(struct worker *w, const char *sql, size_t len, bool *read);
+/*
+ * Explains the decision for sql (admin SHOW ROUTE): *read (a replica may
+ * serve it) and the reason, with the deciding keyword or function, into
+ * reason (cap bytes).
+ */
+void router_explain(struct worker *w, const char *sql, size_t len, bool *read, char *reason,
+		    size_t cap);
 
 #endif

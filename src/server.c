@@ -26,7 +26,9 @@
 #include "log.h"
 #include "password.h"
 #include "pool.h"
+#include "inflight.h"
 #include "proto.h"
+#include "querylog.h"
 #include "scram.h"
 #include "userlist.h"
 
@@ -167,6 +169,10 @@ void server_close(struct worker *w, struct server *s, const char *reason, bool f
 	conn_close(&s->conn);
 	params_free(&s->params);
 	params_free(&s->startup);
+	if (s->inflight != NULL) {
+		inflight_free(s->inflight);
+		free(s->inflight);
+	}
 	free(s->scram);
 	free(s);
 	w->n_servers--;
@@ -186,6 +192,7 @@ void server_link(struct worker *w, struct server *s, struct client *c)
 	s->query_start = ev_now(w->loop);
 	s->expect_rfq = 0;
 	s->forwarded_to_client = false;
+	querylog_server_reset(s);
 	client_on_linked(w, c);
 }
 
@@ -516,7 +523,12 @@ static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t 
 				      uint32_t avail)
 {
 	struct server *s = owner;
+	/* A CommandComplete ends a timed statement: its tag gives the row count. */
+	if (msg[0] == 'C' && avail < total && s->inflight != NULL && s->client != NULL)
+		return CONN_NEED_ALL;
 	enum conn_action act = server_decide_message(s, msg, total, avail);
+	if (act == CONN_FORWARD && s->inflight != NULL)
+		querylog_on_server_message(server_worker(s), s, msg, total);
 	/* Notices and parameter reports are not an answer: a read may still be retried. */
 	if (act == CONN_FORWARD && msg[0] != 'N' && msg[0] != 'S')
 		s->forwarded_to_client = true;

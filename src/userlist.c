@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "password.h"
+
 #define USER_MAX_LEN   63   /* PostgreSQL role names: NAMEDATALEN - 1 */
 #define SECRET_MAX_LEN 1024 /* SCRAM secrets are about 140 bytes */
 #define LINE_MAX_LEN   4096
@@ -313,4 +315,12 @@ void userlist_free(struct userlist *ul)
 		free(ul->entries[i].user);
 	free(ul->entries);
 	free(ul);
+}
+
+const char *userlist_plaintext(const struct userlist *ul, const char *user)
+{
+	const char *secret = ul != NULL ? userlist_find(ul, user) : NULL;
+	if (secret == NULL || secret[0] == '\0' || password_kind_of(secret) != PASSWORD_PLAIN)
+		return NULL;
+	return secret;
 }

@@ -27,6 +27,9 @@ const char *userlist_find(const struct userlist *ul, const char *user);
 /* Number of users in ul. */
 size_t userlist_count(const struct userlist *ul);
 
+/* The plaintext password of user, or NULL (ul NULL, no entry, or a hash: it cannot log in). */
+const char *userlist_plaintext(const struct userlist *ul, const char *user);
+
 /* Frees ul (NULL is fine). */
 void userlist_free(struct userlist *ul);
 

@@ -23,6 +23,7 @@
 #include "password.h"
 #include "pool.h"
 #include "proto.h"
+#include "querylog.h"
 #include "router.h"
 #include "server.h"
 #include "userlist.h"
@@ -161,6 +162,7 @@ static bool database_apply(struct worker *w, struct database *db, const struct d
 	db->read_routing = dc->read_routing_set ? dc->read_routing : w->cfg->read_routing;
 	db->read_your_writes =
 		dc->read_your_writes_set ? dc->read_your_writes : w->cfg->read_your_writes;
+	db->slow_query_threshold = dc->slow_query_threshold_set ? dc->slow_query_threshold : -1;
 	db->removed = false;
 	return database_sync_replicas(w, db, dc);
 }
@@ -435,7 +437,7 @@ bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 	if (password_random_bytes(rnd, sizeof(rnd)))
 		w->next_cancel_pid = proto_get_u32(rnd) & 0xffffff;
 	worker_apply_databases(w);
-	if (!router_configure(w))
+	if (!router_configure(w) || !querylog_configure(w))
 		return false;
 	health_start(w);
 	ev_timer_init(&w->janitor, worker_on_janitor, JANITOR_PERIOD, JANITOR_PERIOD);
@@ -456,6 +458,8 @@ void worker_reload(struct worker *w, struct config *cfg, struct userlist *users)
 	worker_apply_databases(w);
 	if (!router_configure(w))
 		log_error("out of memory applying write_functions/read_only_functions");
+	if (!querylog_configure(w))
+		log_error("out of memory applying the slow-query settings");
 	log_info("configuration reloaded: %zu databases", cfg->n_dbs);
 }
 
@@ -473,6 +477,7 @@ char *worker_reload_from_file(struct worker *w)
 	if (!log_open(cfg->logfile, cfg->syslog, cfg->verbose))
 		log_error("could not open log file \"%s\"", cfg->logfile);
 	log_reopen();
+	querylog_reopen(w);
 	worker_reload(w, cfg, users);
 	return NULL;
 }
@@ -529,6 +534,7 @@ void worker_destroy(struct worker *w)
 	ev_timer_stop(w->loop, &w->janitor);
 	ev_prepare_stop(w->loop, &w->deferred_watcher);
 	free(w->cancel_table);
+	querylog_free(w);
 	router_free(w);
 	iobuf_pool_destroy(&w->iobufs);
 	config_free(w->cfg);

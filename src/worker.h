@@ -36,6 +36,9 @@ struct listener;
 struct metrics_listener;
 struct admin_batch;
 struct classify_options;
+struct querylog;
+struct inflight;
+struct prepared_set;
 
 enum target_role { TARGET_PRIMARY, TARGET_REPLICA };
 
@@ -101,6 +104,7 @@ struct database {
 	uint64_t fallbacks;        /* reads sent to the primary for want of a replica */
 	uint64_t reads_failed;     /* reads refused for want of a replica (replica_fallback=error) */
 	ev_tstamp ryw_pending_since; /* read_your_writes=global: last commit not yet probed */
+	int64_t slow_query_threshold; /* µs; -1: the global slow_query_threshold */
 	struct stats stats;
 };
 
@@ -169,6 +173,7 @@ struct server {
 	struct scram_client *scram;
 	ev_tstamp opened_at, last_used;
 	ev_tstamp query_start;  /* first message of the current transaction */
+	struct inflight *inflight; /* statements being timed, made on first use */
 	char addr[64];
 };
 
@@ -225,6 +230,7 @@ struct client {
 	bool is_admin;              /* connected to the admin console */
 	bool admin_may_change;      /* in admin_users (else stats_users: SHOW only) */
 	struct admin_batch *admin_pending; /* statements admin_run_pending runs next */
+	struct prepared_set *prepared; /* its Parse texts and last Bind, made on first use */
 	ev_tstamp connected_at, wait_since, last_activity;
 	char addr[64];
 };
@@ -257,6 +263,7 @@ struct worker {
 	struct listener *listeners;
 	struct metrics_listener *metrics; /* the Prometheus endpoint, or NULL */
 	struct classify_options *classify_opts;
+	struct querylog *querylog; /* statement statistics, slow log, plan capture */
 	ev_timer janitor;
 	ev_timer health_timer;    /* health.c: the probe tick */
 	uint32_t next_cancel_pid;

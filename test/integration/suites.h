@@ -17,4 +17,7 @@ Suite *routing_suite(void);
 /* The admin console (every command, through libpq and psql) and the Prometheus endpoint. */
 Suite *admin_integration_suite(void);
 
+/* Slow statements: the JSON log, captured plans, rotation, SHOW SLOW_QUERIES/QUERIES. */
+Suite *slowlog_integration_suite(void);
+
 #endif

@@ -862,6 +862,11 @@ START_TEST(metrics_pass_promtool_and_agree_with_show_stats)
 		 "role=\"primary\"}",
 		 ADM_DB, FIXTURE_USER, fixture_primary_port());
 	ck_assert_int_eq((long long)adm_sample(body, series), 1);
+	/* The fingerprint statistics of SHOW QUERIES, one series per statement shape. */
+	const char *calls = strstr(body, "\npgsluice_query_calls_total{fingerprint=\"");
+	ck_assert_msg(calls != NULL, "no per-fingerprint series");
+	ck_assert_msg(strstr(calls, ",query=\"select pg_sleep(?)\"} 1\n") != NULL,
+		      "no calls series for select pg_sleep(?)");
 
 	char path[512];
 	snprintf(path, sizeof(path), "%s/metrics-%d.txt", fixture_tmpdir(), (int)getpid());

@@ -46,6 +46,34 @@ static PGconn *connect_app(const struct sluice *s)
 	return fixture_connect_ok(s->port, FIXTURE_DB, FIXTURE_USER, FIXTURE_PASSWORD, NULL);
 }
 
+START_TEST(show_route_explains_decisions_in_the_console)
+{
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	PGconn *adm = fixture_connect_ok(s->port, "pgsluice", FIXTURE_ADMIN_USER,
+					 FIXTURE_ADMIN_PASSWORD, NULL);
+	static const struct {
+		const char *sql, *target, *reason;
+	} cases[] = {
+		{"SHOW ROUTE SELECT * FROM t WHERE a = 'x;y'", "replica", "read-only SELECT"},
+		{"SHOW ROUTE SELECT nextval('s')", "primary", "write function nextval"},
+		{"SHOW ROUTE SELECT * FROM t FOR UPDATE", "primary", "FOR UPDATE"},
+		{"SHOW ROUTE SELECT 1; DELETE FROM t", "primary", "statement DELETE"},
+		{"SHOW ROUTE /* pgsluice: replica */ SELECT f()", "replica", "hint: replica"},
+		{"SHOW ROUTE BEGIN READ ONLY", "replica", "BEGIN READ ONLY"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		PGresult *r = fixture_exec_ok(adm, cases[i].sql);
+		ck_assert_int_eq(PQntuples(r), 1);
+		ck_assert_str_eq(PQgetvalue(r, 0, 0), cases[i].target);
+		ck_assert_msg(strstr(PQgetvalue(r, 0, 1), cases[i].reason) != NULL, "%s: reason %s",
+			      cases[i].sql, PQgetvalue(r, 0, 1));
+		PQclear(r);
+	}
+	PQfinish(adm);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
 START_TEST(reads_go_to_replicas_round_robin)
 {
 	ck_assert_int_ge(fixture_replica_count(), 2);
@@ -317,6 +345,7 @@ Suite *routing_suite(void)
 	tcase_add_unchecked_fixture(tc, fixture_cluster_start, NULL);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, reads_go_to_replicas_round_robin);
+	tcase_add_test(tc, show_route_explains_decisions_in_the_console);
 	tcase_add_test(tc, writes_and_transactions_go_to_the_primary);
 	tcase_add_test(tc, begin_read_only_goes_to_a_replica);
 	tcase_add_test(tc, hints_and_route_setting_override_the_classifier);

@@ -13,9 +13,11 @@ int main(void)
 	srunner_add_suite(runner, config_suite());
 	srunner_add_suite(runner, histogram_suite());
 	srunner_add_suite(runner, health_unit_suite());
+	srunner_add_suite(runner, inflight_suite());
 	srunner_add_suite(runner, password_suite());
 	srunner_add_suite(runner, proto_suite());
 	srunner_add_suite(runner, scram_suite());
+	srunner_add_suite(runner, slowlog_suite());
 	srunner_add_suite(runner, userlist_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);

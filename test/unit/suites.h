@@ -8,10 +8,12 @@ Suite *admin_suite(void);
 Suite *classify_suite(void);
 Suite *config_suite(void);
 Suite *histogram_suite(void);
+Suite *inflight_suite(void);
 Suite *health_unit_suite(void);
 Suite *password_suite(void);
 Suite *proto_suite(void);
 Suite *scram_suite(void);
+Suite *slowlog_suite(void);
 Suite *userlist_suite(void);
 
 #endif

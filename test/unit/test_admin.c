@@ -63,6 +63,8 @@ START_TEST(every_command_parses)
 		{"SHOW ROUTING", ADMIN_SHOW_ROUTING, ""},
 		{"SHOW LISTS", ADMIN_SHOW_LISTS, ""},
 		{"SHOW MEM", ADMIN_SHOW_MEM, ""},
+		{"SHOW SLOW_QUERIES", ADMIN_SHOW_SLOW_QUERIES, ""},
+		{"SHOW QUERIES", ADMIN_SHOW_QUERIES, ""},
 		{"RELOAD", ADMIN_RELOAD, ""},
 		{"PAUSE", ADMIN_PAUSE, ""},
 		{"PAUSE app", ADMIN_PAUSE, "app"},
@@ -82,6 +84,21 @@ START_TEST(every_command_parses)
 			      cases[i].sql, (int)st->command);
 		ck_assert_str_eq(st->name, cases[i].name);
 	}
+}
+END_TEST
+
+START_TEST(show_route_takes_the_rest_of_the_query_as_its_statement)
+{
+	const struct admin_statement *st =
+		parse_one("  /* c */ show  Route SELECT 'a;b'; DELETE FROM t -- x\n  ");
+	ck_assert(st->command == ADMIN_SHOW_ROUTE);
+	ck_assert_str_eq(st->value, "SELECT 'a;b'; DELETE FROM t -- x");
+	/* SHOW ROUTING is another command, not SHOW ROUTE with "ING". */
+	ck_assert(parse_one("SHOW ROUTING")->command == ADMIN_SHOW_ROUTING);
+	parse_fails("SHOW ROUTE", "42601", "needs a statement");
+	char big[ADMIN_VALUE_MAX + 32];
+	snprintf(big, sizeof(big), "SHOW ROUTE SELECT %0*d", ADMIN_VALUE_MAX, 1);
+	parse_fails(big, "54000", "up to");
 }
 END_TEST
 
@@ -652,6 +669,7 @@ Suite *admin_suite(void)
 	Suite *s = suite_create("admin");
 	TCase *parser = tcase_create("parser");
 	tcase_add_test(parser, every_command_parses);
+	tcase_add_test(parser, show_route_takes_the_rest_of_the_query_as_its_statement);
 	tcase_add_test(parser, keywords_ignore_case_and_names_keep_it);
 	tcase_add_test(parser, trailing_semicolons_and_blanks_are_ignored);
 	tcase_add_test(parser, empty_query_has_no_statement);
