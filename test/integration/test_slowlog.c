@@ -181,6 +181,43 @@ START_TEST(extended_protocol_statement_is_explained_with_its_parameters)
 }
 END_TEST
 
+START_TEST(failed_slow_statement_logs_its_sqlstate_and_why_it_has_no_plan)
+{
+	/* Only this database is slow-logged, at its own threshold. */
+	struct sluice *s = slow_start("0", NULL);
+	char dbs[256], globals[2048], path[512];
+	log_path(s, path, sizeof(path));
+	snprintf(dbs, sizeof(dbs), "strict = host=127.0.0.1 port=%d dbname=%s slow_query_threshold=200ms\n",
+		 fixture_primary_port(), FIXTURE_DB);
+	snprintf(globals, sizeof(globals), "%sslow_query_threshold = 0\nslow_query_log = %s\n",
+		 SLOW_GLOBALS, path);
+	ck_assert(sluice_rewrite(s, globals, dbs));
+	sluice_signal(s, SIGHUP);
+	usleep(300 * 1000);
+	PGconn *c = connect_app(s);
+	PQclear(fixture_exec_ok(c, "SELECT pg_sleep(0.3)")); /* app: threshold 0 = off */
+	PQfinish(c);
+	c = fixture_connect_ok(s->port, "strict", FIXTURE_USER, FIXTURE_PASSWORD, NULL);
+	PGresult *r = PQexec(c, "SELECT 1 / ((pg_sleep(0.3)::text <> '')::int)");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	ck_assert_str_eq(fixture_sqlstate(r), "22012");
+	PQclear(r);
+	size_t n;
+	char **lines = wait_lines(s, 1, &n);
+	usleep(300 * 1000);
+	free_lines(lines, n);
+	lines = wait_lines(s, 1, &n);
+	ck_assert_uint_eq(n, 1);
+	json_expect(lines[0], "j->>'database'", "strict");
+	json_expect(lines[0], "j->>'sqlstate'", "22012");
+	json_expect(lines[0], "j->'plan'", "null");
+	json_expect(lines[0], "j->>'plan_skipped'", "the statement failed");
+	free_lines(lines, n);
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
 START_TEST(analyze_mode_never_runs_a_write_twice)
 {
 	struct sluice *s = slow_start("300ms", "slow_query_explain = analyze\n");
@@ -328,6 +365,7 @@ Suite *slowlog_integration_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, slow_read_on_a_replica_logs_one_line_with_its_plan);
 	tcase_add_test(tc, extended_protocol_statement_is_explained_with_its_parameters);
+	tcase_add_test(tc, failed_slow_statement_logs_its_sqlstate_and_why_it_has_no_plan);
 	tcase_add_test(tc, analyze_mode_never_runs_a_write_twice);
 	tcase_add_test(tc, fifty_identical_slow_statements_give_fifty_lines_and_one_explain);
 	tcase_add_test(tc, renamed_log_and_sighup_continue_in_a_new_file);
