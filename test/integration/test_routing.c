@@ -254,6 +254,113 @@ static long run_pgbench(const struct sluice *s, const char *args)
 	return atol(done + strlen("number of transactions actually processed: "));
 }
 
+/* read_your_writes with no lag bans: only the floors keep reads off the paused replicas. */
+#define RYW_GLOBALS(mode)                                                                          \
+	ROUTING_GLOBALS "\nread_your_writes = " mode "\nlsn_probe_period = 50ms\n"                  \
+			"max_replica_lag = 0\nmax_replica_lag_bytes = 0"
+
+/* Creates table (id int) and waits until every replica has replayed it. */
+static void ryw_table(const char *table)
+{
+	PGconn *p = fixture_connect_ok(fixture_primary_port(), FIXTURE_DB, FIXTURE_USER,
+				       FIXTURE_PASSWORD, NULL);
+	char sql[256];
+	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s; CREATE TABLE %s (id int)", table, table);
+	PQclear(fixture_exec_ok(p, sql));
+	PQfinish(p);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_class WHERE relname = '%s'", table);
+	for (int i = 0; i < fixture_replica_count(); i++) {
+		bool seen = false;
+		for (int tries = 0; tries < 100 && !seen; tries++) {
+			char *v = fixture_admin_value(fixture_replica_port(i), sql);
+			seen = strcmp(v, "1") == 0;
+			free(v);
+			if (!seen)
+				usleep(50 * 1000);
+		}
+		ck_assert_msg(seen, "replica %d never replayed %s", i, table);
+	}
+}
+
+/* Pauses (or resumes) WAL replay on every replica. */
+static void replay_pause_all(bool pause)
+{
+	for (int i = 0; i < fixture_replica_count(); i++)
+		free(fixture_admin_value(fixture_replica_port(i),
+					 pause ? "SELECT pg_wal_replay_pause()::text"
+					       : "SELECT pg_wal_replay_resume()::text"));
+}
+
+START_TEST(read_your_writes_client_sees_its_commit_while_others_stay_on_replicas)
+{
+	ryw_table("ryw_client");
+	struct sluice *s = sluice_start(RYW_GLOBALS("client"), NULL);
+	PGconn *writer = connect_app(s);
+	PGconn *bystander = connect_app(s);
+	/* Let the first probes in, so that bystander reads may use the replicas. */
+	usleep(500 * 1000);
+	replay_pause_all(true);
+	int seen = 0, writer_on_replica = 0, bystander_on_replica = 0;
+	for (int i = 1; i <= 20; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "INSERT INTO ryw_client VALUES (%d)", i);
+		PQclear(fixture_exec_ok(writer, sql));
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*)::text || ' ' || inet_server_port() FROM ryw_client "
+			 "WHERE id = %d",
+			 i);
+		char *v = fixture_value(writer, sql);
+		int count = 0, port = 0;
+		sscanf(v, "%d %d", &count, &port);
+		free(v);
+		seen += count == 1;
+		writer_on_replica += is_replica_port(port);
+		bystander_on_replica += is_replica_port(port_of(bystander, "SELECT inet_server_port()"));
+	}
+	replay_pause_all(false);
+	/* Once the replicas replayed the writes, the writer's reads go back to them. */
+	bool back = false;
+	for (int tries = 0; tries < 50 && !back; tries++) {
+		back = is_replica_port(port_of(writer, "SELECT inet_server_port()"));
+		if (!back)
+			usleep(100 * 1000);
+	}
+	ck_assert_int_eq(seen, 20);
+	ck_assert_int_eq(writer_on_replica, 0);
+	ck_assert_int_eq(bystander_on_replica, 20);
+	ck_assert_msg(back, "the writer's reads never returned to the replicas");
+	PQfinish(writer);
+	PQfinish(bystander);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(read_your_writes_global_shows_one_clients_commit_to_another)
+{
+	ryw_table("ryw_global");
+	struct sluice *s = sluice_start(RYW_GLOBALS("global"), NULL);
+	PGconn *a = connect_app(s);
+	PGconn *b = connect_app(s);
+	usleep(500 * 1000);
+	replay_pause_all(true);
+	int seen = 0;
+	for (int i = 1; i <= 20; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "INSERT INTO ryw_global VALUES (%d)", i);
+		PQclear(fixture_exec_ok(a, sql));
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM ryw_global WHERE id = %d", i);
+		char *v = fixture_value(b, sql);
+		seen += strcmp(v, "1") == 0;
+		free(v);
+	}
+	replay_pause_all(false);
+	ck_assert_int_eq(seen, 20);
+	PQfinish(a);
+	PQfinish(b);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
 START_TEST(select_only_load_is_spread_evenly_over_the_replicas)
 {
 	pgbench_init();
@@ -346,6 +453,8 @@ Suite *routing_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, reads_go_to_replicas_round_robin);
 	tcase_add_test(tc, show_route_explains_decisions_in_the_console);
+	tcase_add_test(tc, read_your_writes_client_sees_its_commit_while_others_stay_on_replicas);
+	tcase_add_test(tc, read_your_writes_global_shows_one_clients_commit_to_another);
 	tcase_add_test(tc, writes_and_transactions_go_to_the_primary);
 	tcase_add_test(tc, begin_read_only_goes_to_a_replica);
 	tcase_add_test(tc, hints_and_route_setting_override_the_classifier);
