@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,51 @@ static long run_pgbench(const struct sluice *s, const char *args)
 	return atol(done + strlen("number of transactions actually processed: "));
 }
 
+/* The set of replica ports n reads of c landed on, as a bit mask of replica indexes. */
+static int replicas_used(PGconn *c, int n)
+{
+	int mask = 0;
+	for (int i = 0; i < n; i++) {
+		int port = port_of(c, "SELECT inet_server_port()");
+		for (int k = 0; k < fixture_replica_count(); k++)
+			if (fixture_replica_port(k) == port)
+				mask |= 1 << k;
+		ck_assert_msg(is_replica_port(port), "a read landed on %d", port);
+	}
+	return mask;
+}
+
+START_TEST(reload_adds_and_removes_replicas_without_dropping_clients)
+{
+	ck_assert_int_ge(fixture_replica_count(), 2);
+	char one[256], both[256], second[256];
+	int p = fixture_primary_port(), r0 = fixture_replica_port(0), r1 = fixture_replica_port(1);
+	snprintf(one, sizeof(one), "solo = host=127.0.0.1 port=%d dbname=%s replicas=127.0.0.1:%d", p,
+		 FIXTURE_DB, r0);
+	snprintf(both, sizeof(both),
+		 "solo = host=127.0.0.1 port=%d dbname=%s replicas=127.0.0.1:%d,127.0.0.1:%d", p,
+		 FIXTURE_DB, r0, r1);
+	snprintf(second, sizeof(second), "solo = host=127.0.0.1 port=%d dbname=%s replicas=127.0.0.1:%d",
+		 p, FIXTURE_DB, r1);
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, one);
+	PGconn *c = fixture_connect_ok(s->port, "solo", FIXTURE_USER, FIXTURE_PASSWORD, NULL);
+	ck_assert_int_eq(replicas_used(c, 6), 1);
+
+	ck_assert(sluice_rewrite(s, ROUTING_GLOBALS, both));
+	sluice_signal(s, SIGHUP);
+	usleep(500 * 1000);
+	ck_assert_int_eq(replicas_used(c, 6), 3);
+
+	ck_assert(sluice_rewrite(s, ROUTING_GLOBALS, second));
+	sluice_signal(s, SIGHUP);
+	usleep(500 * 1000);
+	ck_assert_int_eq(replicas_used(c, 6), 2);
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
 /* read_your_writes with no lag bans: only the floors keep reads off the paused replicas. */
 #define RYW_GLOBALS(mode)                                                                          \
 	ROUTING_GLOBALS "\nread_your_writes = " mode "\nlsn_probe_period = 50ms\n"                  \
@@ -453,6 +499,7 @@ Suite *routing_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, reads_go_to_replicas_round_robin);
 	tcase_add_test(tc, show_route_explains_decisions_in_the_console);
+	tcase_add_test(tc, reload_adds_and_removes_replicas_without_dropping_clients);
 	tcase_add_test(tc, read_your_writes_client_sees_its_commit_while_others_stay_on_replicas);
 	tcase_add_test(tc, read_your_writes_global_shows_one_clients_commit_to_another);
 	tcase_add_test(tc, writes_and_transactions_go_to_the_primary);
