@@ -1973,6 +1973,69 @@ bool classify_next_statement(const char *sql, size_t len, size_t *pos, size_t *o
 	return true;
 }
 
+enum classify_set classify_session_set(const char *sql, size_t len, char *name, char *value,
+				       size_t value_cap)
+{
+	struct lexer lx;
+	lex_init(&lx, sql, len);
+	struct token t;
+	lex_next(&lx, &t);
+	bool reset = tok_word(&lx, &t, "reset");
+	if (!reset && !tok_word(&lx, &t, "set"))
+		return CLASSIFY_SET_NONE;
+	lex_next(&lx, &t);
+	if (!reset && tok_word(&lx, &t, "session"))
+		lex_next(&lx, &t);
+	/* SET LOCAL, SET SESSION AUTHORIZATION, SET ROLE, SET TIME ZONE, RESET ALL: not tracked. */
+	static const char *const untracked[] = {"local", "authorization", "role", "time",
+						"all", "transaction", "characteristics", "schema",
+						"names", "constraints", "xml"};
+	for (size_t i = 0; i < sizeof(untracked) / sizeof(untracked[0]); i++)
+		if (tok_word(&lx, &t, untracked[i]))
+			return CLASSIFY_SET_NONE;
+	if (t.type != TOK_IDENT && t.type != TOK_QIDENT)
+		return CLASSIFY_SET_NONE;
+	/* name or custom.name, as the server folds it. */
+	char part[CLASSIFY_NAME_MAX];
+	tok_name(&lx, &t, name);
+	lex_next(&lx, &t);
+	if (tok_punct(&lx, &t, '.')) {
+		lex_next(&lx, &t);
+		if (t.type != TOK_IDENT && t.type != TOK_QIDENT)
+			return CLASSIFY_SET_NONE;
+		tok_name(&lx, &t, part);
+		size_t n = strlen(name);
+		if (n + 1 + strlen(part) >= CLASSIFY_NAME_MAX)
+			return CLASSIFY_SET_NONE;
+		name[n] = '.';
+		memcpy(name + n + 1, part, strlen(part) + 1);
+		lex_next(&lx, &t);
+	}
+	if (reset)
+		return t.type == TOK_EOF ? CLASSIFY_SET_DEFAULT : CLASSIFY_SET_NONE;
+	if (!tok_word(&lx, &t, "to") && !(t.type == TOK_OP && t.len == 1 && sql[t.off] == '='))
+		return CLASSIFY_SET_NONE;
+	lex_next(&lx, &t);
+	if (tok_word(&lx, &t, "default")) {
+		lex_next(&lx, &t);
+		return t.type == TOK_EOF ? CLASSIFY_SET_DEFAULT : CLASSIFY_SET_NONE;
+	}
+	/* The value's tokens, comments dropped, one blank apart: the client's own words. */
+	size_t o = 0;
+	for (; t.type != TOK_EOF; lex_next(&lx, &t)) {
+		if (t.type == TOK_ERROR || t.type == TOK_PARAM || o + t.len + 2 > value_cap)
+			return CLASSIFY_SET_NONE;
+		if (o > 0)
+			value[o++] = ' ';
+		memcpy(value + o, sql + t.off, t.len);
+		o += t.len;
+	}
+	if (o == 0)
+		return CLASSIFY_SET_NONE;
+	value[o] = '\0';
+	return CLASSIFY_SET_VALUE;
+}
+
 /* ---------- normalized text: fingerprints and batch keys ---------- */
 
 /* Bytes produced: hashed all, stored while they fit. */

@@ -143,6 +143,24 @@ bool classify_statement(const char *sql, size_t len, const struct classify_optio
 bool classify_next_statement(const char *sql, size_t len, size_t *pos, size_t *off,
 			     size_t *stmt_len);
 
+/* What classify_session_set found. */
+enum classify_set {
+	CLASSIFY_SET_NONE,    /* not a session SET/RESET of one parameter */
+	CLASSIFY_SET_VALUE,   /* SET [SESSION] name {= | TO} value */
+	CLASSIFY_SET_DEFAULT, /* SET name TO DEFAULT, RESET name */
+};
+
+/*
+ * Reads one statement (as classify_next_statement gives it) that sets a
+ * session parameter. name (CLASSIFY_NAME_MAX bytes) receives the
+ * parameter as the server folds it; value (value_cap bytes) the value's
+ * tokens as written, one blank apart, without comments, ready to follow
+ * "SET name TO ". SET LOCAL, SET ROLE, SET SESSION AUTHORIZATION, SET TIME
+ * ZONE, SET SCHEMA, SET NAMES, RESET ALL and anything else are NONE.
+ */
+enum classify_set classify_session_set(const char *sql, size_t len, char *name, char *value,
+				       size_t value_cap);
+
 /* The upper-case name of a kind ("SELECT", "PREPARE TRANSACTION", ...). */
 const char *classify_kind_name(enum classify_kind kind);
 

@@ -26,6 +26,7 @@
 #include "querylog.h"
 #include "router.h"
 #include "server.h"
+#include "session.h"
 
 static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t total,
 				      uint32_t avail);
@@ -141,6 +142,7 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 	auth_clear(c);
 	params_free(&c->params);
 	querylog_client_gone(c);
+	session_forget(c);
 	obuf_free(&c->retry);
 	free(c->user);
 	free(c->dbname);
@@ -184,6 +186,7 @@ void client_on_ready(struct worker *w, struct client *c, char status)
 	ev_tstamp now = ev_now(w->loop);
 	c->in_transaction = status != 'I';
 	c->last_activity = now;
+	session_on_ready(c, c->server, status);
 	if (c->server != NULL && c->server->expect_rfq == 0) {
 		obuf_reset(&c->retry);
 		c->retry_rfq = 0;
@@ -646,6 +649,9 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 		s->expect_rfq++;
 		s->release_pending = false;
 	}
+	if (type == 'Q' && avail == total && c->mode != POOL_SESSION && !c->in_transaction)
+		session_note_query(c, (const char *)msg + PROTO_HEADER_LEN,
+				   strnlen((const char *)msg + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN));
 	querylog_on_client_message(w, c, s, msg, total, avail);
 	return CONN_FORWARD;
 }

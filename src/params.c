@@ -56,12 +56,17 @@ void params_free(struct params *ps)
 	params_init(ps);
 }
 
+static bool params_put(struct params *ps, const char *name, const char *value, bool reported,
+		       bool sql);
+
 bool params_copy(struct params *dst, const struct params *src)
 {
 	params_free(dst);
-	for (uint16_t i = 0; i < src->n; i++)
-		if (!params_set(dst, src->items[i].name, src->items[i].value, src->items[i].reported))
+	for (uint16_t i = 0; i < src->n; i++) {
+		const struct param *p = &src->items[i];
+		if (!params_put(dst, p->name, p->value, p->reported, p->sql))
 			return false;
+	}
 	return true;
 }
 
@@ -75,12 +80,24 @@ static struct param *params_find(const struct params *ps, const char *name)
 
 bool params_set(struct params *ps, const char *name, const char *value, bool reported)
 {
+	return params_put(ps, name, value, reported, false);
+}
+
+bool params_set_sql(struct params *ps, const char *name, const char *value)
+{
+	return params_put(ps, name, value, false, true);
+}
+
+static bool params_put(struct params *ps, const char *name, const char *value, bool reported,
+		       bool sql)
+{
 	if (strlen(name) >= PARAMS_MAX_NAME || strlen(value) >= PARAMS_MAX_VALUE)
 		return false;
 	struct param *p = params_find(ps, name);
 	if (p != NULL) {
 		if (strcmp(p->value, value) == 0 && (!reported || strcmp(p->name, name) == 0)) {
 			p->reported |= reported;
+			p->sql = sql;
 			return true;
 		}
 		char *v = strdup(value);
@@ -97,6 +114,7 @@ bool params_set(struct params *ps, const char *name, const char *value, bool rep
 			p->name = n;
 		}
 		p->reported |= reported;
+		p->sql = sql;
 	} else {
 		if (ps->n == PARAMS_MAX)
 			return false;
@@ -109,6 +127,7 @@ bool params_set(struct params *ps, const char *name, const char *value, bool rep
 			return false;
 		}
 		p->reported = reported;
+		p->sql = sql;
 		p->hash = 0;
 		ps->n++;
 	}
@@ -127,6 +146,12 @@ void params_remove(struct params *ps, const char *name)
 	free(p->name);
 	free(p->value);
 	*p = ps->items[--ps->n];
+}
+
+bool params_is_reported(const struct params *ps, const char *name)
+{
+	const struct param *p = params_find(ps, name);
+	return p != NULL && p->reported;
 }
 
 const char *params_get(const struct params *ps, const char *name)
@@ -162,7 +187,10 @@ size_t params_sync_sql(const struct params *want, const struct params *have, str
 		obuf_put(sql, "SET ", 4);
 		obuf_put(sql, w->name, strlen(w->name));
 		obuf_put(sql, " TO ", 4);
-		proto_put_sql_literal(sql, w->value);
+		if (w->sql)
+			obuf_put(sql, w->value, strlen(w->value));
+		else
+			proto_put_sql_literal(sql, w->value);
 		obuf_put(sql, ";", 1);
 		n++;
 	}
@@ -183,7 +211,7 @@ void params_apply_sync(const struct params *want, struct params *have)
 	for (uint16_t i = 0; i < want->n; i++) {
 		const struct param *w = &want->items[i];
 		if (w->hash != 0 && name_is_plain(w->name))
-			params_set(have, w->name, w->value, w->reported);
+			params_put(have, w->name, w->value, w->reported, w->sql);
 	}
 	for (uint16_t i = 0; i < have->n;) {
 		const struct param *h = &have->items[i];

@@ -26,6 +26,7 @@ struct param {
 	char *name;     /* spelled as the server reports it, else as given */
 	char *value;
 	bool reported;  /* the server reports changes with ParameterStatus */
+	bool sql;       /* value is SQL as a client's SET wrote it: synced unquoted */
 	uint64_t hash;  /* of lower(name) '=' value; 0 for unsyncable names */
 };
 
@@ -50,6 +51,16 @@ bool params_copy(struct params *dst, const struct params *src);
  * is full or name/value is too long.
  */
 bool params_set(struct params *ps, const char *name, const char *value, bool reported);
+
+/*
+ * Sets name to value, SQL as it followed "SET name TO" in a client's own
+ * statement (a list, a quoted string, ...): synced as written. Returns
+ * false as params_set.
+ */
+bool params_set_sql(struct params *ps, const char *name, const char *value);
+
+/* Whether name is in ps and reported by the server (ParameterStatus). */
+bool params_is_reported(const struct params *ps, const char *name);
 
 /* Removes name (case-insensitive) if present. */
 void params_remove(struct params *ps, const char *name);

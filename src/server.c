@@ -29,6 +29,7 @@
 #include "inflight.h"
 #include "proto.h"
 #include "querylog.h"
+#include "session.h"
 #include "scram.h"
 #include "userlist.h"
 
@@ -499,6 +500,7 @@ static enum conn_action server_decide_message(struct server *s, const uint8_t *m
 				s->close_on_release = true;
 			return CONN_CONSUMED;
 		}
+		session_note_error(s->client);
 		if (fatal) {
 			s->close_on_release = true;
 			/* A replica dying before it answered a read: the read is retried elsewhere. */

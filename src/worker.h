@@ -39,6 +39,7 @@ struct classify_options;
 struct querylog;
 struct inflight;
 struct prepared_set;
+struct session_pending;
 
 enum target_role { TARGET_PRIMARY, TARGET_REPLICA };
 
@@ -231,6 +232,7 @@ struct client {
 	bool admin_may_change;      /* in admin_users (else stats_users: SHOW only) */
 	struct admin_batch *admin_pending; /* statements admin_run_pending runs next */
 	struct prepared_set *prepared; /* its Parse texts and last Bind, made on first use */
+	struct session_pending *session_pending; /* SETs of the running request (session.c) */
 	ev_tstamp connected_at, wait_since, last_activity;
 	char addr[64];
 };

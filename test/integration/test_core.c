@@ -1278,6 +1278,48 @@ END_TEST
 
 /* ---- servers that die, daemons that stop ---- */
 
+START_TEST(session_set_follows_the_client_and_leaks_to_no_one)
+{
+	core_setup("DROP SCHEMA IF EXISTS core_s1 CASCADE; DROP SCHEMA IF EXISTS core_s2 CASCADE;"
+		   "CREATE SCHEMA core_s1; CREATE SCHEMA core_s2;"
+		   "CREATE TABLE core_s1.t (v text); CREATE TABLE core_s2.t (v text);"
+		   "INSERT INTO core_s1.t VALUES ('one'); INSERT INTO core_s2.t VALUES ('two')");
+	struct sluice *s = core_start("transaction", "default_pool_size = 2");
+	PGconn *a = core_connect(s, NULL), *b = core_connect(s, NULL), *c = core_connect(s, NULL);
+	char *base = fixture_value(c, "SHOW search_path");
+	core_exec(a, "SET search_path = core_s1");
+	core_exec(b, "SET search_path TO \"core_s2\", public; SELECT 1");
+	/* c holds one server in a transaction now and then: the others must share the rest. */
+	for (int i = 0; i < 10; i++) {
+		if (i % 3 == 0)
+			core_exec(c, "BEGIN");
+		core_assert_value(a, "SELECT v FROM t", "one");
+		core_assert_value(b, "SELECT v FROM t", "two");
+		core_assert_value(c, "SHOW search_path", base);
+		if (i % 3 == 0)
+			core_exec(c, "COMMIT");
+	}
+	/* A SET in a request that failed did not happen. */
+	PGresult *r = PQexec(c, "SET search_path = core_s1; SELECT 1/0");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	for (int i = 0; i < 4; i++) {
+		core_assert_value(c, "SHOW search_path", base);
+		core_assert_value(a, "SELECT v FROM t", "one");
+	}
+	core_exec(a, "RESET search_path");
+	for (int i = 0; i < 4; i++) {
+		core_assert_value(a, "SHOW search_path", base);
+		core_assert_value(b, "SELECT v FROM t", "two");
+	}
+	free(base);
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(c);
+	core_stop(s);
+}
+END_TEST
+
 START_TEST(server_killed_mid_query_fails_that_client_and_spares_the_next)
 {
 	struct sluice *s = core_start("transaction", "default_pool_size = 2");
@@ -1392,6 +1434,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, killed_client_in_transaction_leaves_no_lock);
 	tcase_add_test(tc, idle_transaction_timeout_closes_with_25P03_and_releases_the_lock);
 	tcase_add_test(tc, client_idle_timeout_closes_with_57P05);
+	tcase_add_test(tc, session_set_follows_the_client_and_leaks_to_no_one);
 	tcase_add_test(tc, server_killed_mid_query_fails_that_client_and_spares_the_next);
 	tcase_add_test(tc, sighup_grows_the_pool_without_dropping_clients);
 	tcase_add_test(tc, sigterm_lets_the_running_transaction_commit_then_exits_0);

@@ -485,6 +485,51 @@ START_TEST(test_configured_functions)
 }
 END_TEST
 
+START_TEST(test_session_set)
+{
+	static const struct {
+		const char *sql;
+		enum classify_set kind;
+		const char *name, *value;
+	} cases[] = {
+		{"SET search_path = app, public", CLASSIFY_SET_VALUE, "search_path", "app , public"},
+		{"set SESSION Search_Path TO \"My\"\"S\", 'x' -- c", CLASSIFY_SET_VALUE, "search_path",
+		 "\"My\"\"S\" , 'x'"},
+		{"SET statement_timeout = '5s'", CLASSIFY_SET_VALUE, "statement_timeout", "'5s'"},
+		{"SET work_mem TO 65536", CLASSIFY_SET_VALUE, "work_mem", "65536"},
+		{"SET myapp.tenant = /* x */ 42", CLASSIFY_SET_VALUE, "myapp.tenant", "42"},
+		{"SET \"MyApp\".\"Key\" TO on", CLASSIFY_SET_VALUE, "MyApp.Key", "on"},
+		{"SET extra_float_digits = -1", CLASSIFY_SET_VALUE, "extra_float_digits", "- 1"},
+		{"SET search_path TO DEFAULT", CLASSIFY_SET_DEFAULT, "search_path", NULL},
+		{"RESET search_path", CLASSIFY_SET_DEFAULT, "search_path", NULL},
+		{"RESET ALL", CLASSIFY_SET_NONE, NULL, NULL},
+		{"SET LOCAL search_path = x", CLASSIFY_SET_NONE, NULL, NULL},
+		{"SET ROLE app", CLASSIFY_SET_NONE, NULL, NULL},
+		{"SET SESSION AUTHORIZATION app", CLASSIFY_SET_NONE, NULL, NULL},
+		{"SET TIME ZONE 'UTC'", CLASSIFY_SET_NONE, NULL, NULL},
+		{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", CLASSIFY_SET_NONE, NULL, NULL},
+		{"SET search_path = $1", CLASSIFY_SET_NONE, NULL, NULL},
+		{"SET search_path =", CLASSIFY_SET_NONE, NULL, NULL},
+		{"SET search_path = 'open", CLASSIFY_SET_NONE, NULL, NULL},
+		{"SELECT 1", CLASSIFY_SET_NONE, NULL, NULL},
+		{"RESET search_path extra", CLASSIFY_SET_NONE, NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char name[CLASSIFY_NAME_MAX], value[256];
+		enum classify_set k = classify_session_set(cases[i].sql, strlen(cases[i].sql), name,
+							   value, sizeof(value));
+		ck_assert_msg(k == cases[i].kind, "%s: kind %d", cases[i].sql, (int)k);
+		if (k != CLASSIFY_SET_NONE)
+			ck_assert_str_eq(name, cases[i].name);
+		if (k == CLASSIFY_SET_VALUE)
+			ck_assert_str_eq(value, cases[i].value);
+	}
+	char name[CLASSIFY_NAME_MAX], small[8];
+	ck_assert(classify_session_set("SET a = 'longer than eight'", 27, name, small,
+				       sizeof(small)) == CLASSIFY_SET_NONE);
+}
+END_TEST
+
 START_TEST(test_lex_errors)
 {
 	static const char *const bad[] = {
@@ -869,6 +914,7 @@ Suite *classify_suite(void)
 	tcase_add_test(tc, test_hints);
 	tcase_add_test(tc, test_begin_read_only);
 	tcase_add_test(tc, test_configured_functions);
+	tcase_add_test(tc, test_session_set);
 	tcase_add_test(tc, test_lex_errors);
 	tcase_add_test(tc, test_deep_nesting_is_unsure);
 	suite_add_tcase(s, tc);

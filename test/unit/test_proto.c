@@ -216,6 +216,38 @@ START_TEST(params_sync_sets_differences_and_resets_extras)
 }
 END_TEST
 
+START_TEST(params_set_by_a_clients_set_are_synced_as_written)
+{
+	struct params want, have;
+	params_init(&want);
+	params_init(&have);
+	ck_assert(params_set_sql(&want, "search_path", "\"My Schema\" , public"));
+	ck_assert(params_set_sql(&have, "work_mem", "'64MB'"));
+	obuf_put(&ob, "", 0);
+	size_t n = params_sync_sql(&want, &have, &ob);
+	obuf_put_u8(&ob, 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq((const char *)ob.data,
+			 "SET search_path TO \"My Schema\" , public;RESET work_mem;");
+	params_apply_sync(&want, &have);
+	ck_assert(params_in_sync(&want, &have));
+	/* A copy keeps the form; a reported value replaces it as a literal. */
+	struct params copy;
+	params_init(&copy);
+	ck_assert(params_copy(&copy, &want));
+	ck_assert(!params_is_reported(&copy, "search_path"));
+	params_set(&copy, "search_path", "x", true);
+	ck_assert(params_is_reported(&copy, "search_path"));
+	ob.len = 0;
+	params_sync_sql(&copy, &have, &ob);
+	obuf_put_u8(&ob, 0);
+	ck_assert_str_eq((const char *)ob.data, "SET search_path TO E'x';");
+	params_free(&copy);
+	params_free(&want);
+	params_free(&have);
+}
+END_TEST
+
 START_TEST(params_reject_names_unfit_for_sql)
 {
 	struct params want, have;
@@ -280,6 +312,7 @@ Suite *proto_suite(void)
 	tcase_add_checked_fixture(tp, setup, teardown);
 	tcase_add_test(tp, params_hash_ignores_order_and_name_case);
 	tcase_add_test(tp, params_sync_sets_differences_and_resets_extras);
+	tcase_add_test(tp, params_set_by_a_clients_set_are_synced_as_written);
 	tcase_add_test(tp, params_reject_names_unfit_for_sql);
 	tcase_add_test(tp, options_are_parsed_like_the_server_does);
 	tcase_add_test(tp, params_refuse_too_many_entries);
