@@ -33,10 +33,23 @@ void session_forget(struct client *c)
 	c->session_pending = NULL;
 }
 
+/* Whether "set" appears in the text in any case: most queries need no lexing at all. */
+static bool mentions_set(const char *sql, size_t len)
+{
+	for (size_t i = 0; i + 3 <= len; i++)
+		if ((sql[i] | 0x20) == 's' && (sql[i + 1] | 0x20) == 'e' && (sql[i + 2] | 0x20) == 't')
+			return true;
+	return false;
+}
+
 void session_note_query(struct client *c, const char *sql, size_t len)
 {
 	size_t pos = 0, off, n;
 	struct session_pending *p = NULL;
+	if (!mentions_set(sql, len)) {
+		session_forget(c);
+		return;
+	}
 	while (classify_next_statement(sql, len, &pos, &off, &n)) {
 		struct classify_result r;
 		classify_statement(sql + off, n, NULL, &r);
