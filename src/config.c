@@ -485,6 +485,23 @@ static int64_t field_get(const void *field, enum cfg_type type)
 	}
 }
 
+/* Stores a parsed value of a non-string type into its field. */
+static void field_put(void *field, enum cfg_type type, int64_t v)
+{
+	switch (type) {
+	case CFG_BOOL:
+		*(bool *)field = v != 0;
+		break;
+	case CFG_DURATION:
+	case CFG_SIZE:
+		*(int64_t *)field = v;
+		break;
+	default:
+		*(int *)field = (int)v;
+		break;
+	}
+}
+
 /*
  * Parses text and stores it in the field at field. A string that is empty
  * stores NULL, unless required: then it is an error.
@@ -510,18 +527,7 @@ static bool field_store(void *field, enum cfg_type type, const char *const *enum
 	}
 	if (!value_parse(type, enum_names, min, max, text, &v, why, cap))
 		return false;
-	switch (type) {
-	case CFG_BOOL:
-		*(bool *)field = v != 0;
-		break;
-	case CFG_DURATION:
-	case CFG_SIZE:
-		*(int64_t *)field = v;
-		break;
-	default:
-		*(int *)field = (int)v;
-		break;
-	}
+	field_put(field, type, v);
 	return true;
 }
 
@@ -1338,23 +1344,6 @@ bool config_list_contains(const char *list, const char *user)
 			p++;
 	}
 	return false;
-}
-
-/* Stores a parsed value of a non-string type into its field. */
-static void field_put(void *field, enum cfg_type type, int64_t v)
-{
-	switch (type) {
-	case CFG_BOOL:
-		*(bool *)field = v != 0;
-		break;
-	case CFG_DURATION:
-	case CFG_SIZE:
-		*(int64_t *)field = v;
-		break;
-	default:
-		*(int *)field = (int)v;
-		break;
-	}
 }
 
 /* The facts spanning keys that a single SET could break; false with why when one does. */

@@ -216,40 +216,51 @@ static void render_db_counters(struct worker *w, struct obuf *ob)
 	}
 }
 
+static uint64_t db_paused(const struct database *db)
+{
+	return db->paused;
+}
+
+static uint64_t db_disabled(const struct database *db)
+{
+	return db->disabled;
+}
+
+static uint64_t db_fallbacks(const struct database *db)
+{
+	return db->fallbacks;
+}
+
+static uint64_t db_reads_refused(const struct database *db)
+{
+	return db->reads_failed;
+}
+
+/* Per-database states and routing counters that are not stats_totals fields. */
+static const struct {
+	const char *name, *type, *help;
+	uint64_t (*value)(const struct database *db);
+} db_states[] = {
+	{"pgsluice_database_paused", "gauge", "1 while PAUSE holds new transactions.", db_paused},
+	{"pgsluice_database_disabled", "gauge", "1 while DISABLE refuses new clients.", db_disabled},
+	{"pgsluice_read_fallbacks_total", "counter",
+	 "Reads sent to the primary because no replica could serve them.", db_fallbacks},
+	{"pgsluice_reads_refused_total", "counter",
+	 "Reads refused because no replica could serve them (replica_fallback = error).",
+	 db_reads_refused},
+};
+
 static void render_db_states(struct worker *w, struct obuf *ob)
 {
 	struct list_head *pos, *tmp;
-	put_family(ob, "pgsluice_database_paused", "gauge",
-		   "1 while PAUSE holds new transactions.");
-	list_for_each_safe(pos, tmp, &w->databases)
-	{
-		struct database *db = list_entry(pos, struct database, node);
-		const char *labels[] = {"database", db->name};
-		put_uint_sample(ob, "pgsluice_database_paused", labels, 1, db->paused);
-	}
-	put_family(ob, "pgsluice_database_disabled", "gauge",
-		   "1 while DISABLE refuses new clients.");
-	list_for_each_safe(pos, tmp, &w->databases)
-	{
-		struct database *db = list_entry(pos, struct database, node);
-		const char *labels[] = {"database", db->name};
-		put_uint_sample(ob, "pgsluice_database_disabled", labels, 1, db->disabled);
-	}
-	put_family(ob, "pgsluice_read_fallbacks_total", "counter",
-		   "Reads sent to the primary because no replica could serve them.");
-	list_for_each_safe(pos, tmp, &w->databases)
-	{
-		struct database *db = list_entry(pos, struct database, node);
-		const char *labels[] = {"database", db->name};
-		put_uint_sample(ob, "pgsluice_read_fallbacks_total", labels, 1, db->fallbacks);
-	}
-	put_family(ob, "pgsluice_reads_refused_total", "counter",
-		   "Reads refused because no replica could serve them (replica_fallback = error).");
-	list_for_each_safe(pos, tmp, &w->databases)
-	{
-		struct database *db = list_entry(pos, struct database, node);
-		const char *labels[] = {"database", db->name};
-		put_uint_sample(ob, "pgsluice_reads_refused_total", labels, 1, db->reads_failed);
+	for (size_t k = 0; k < sizeof(db_states) / sizeof(db_states[0]); k++) {
+		put_family(ob, db_states[k].name, db_states[k].type, db_states[k].help);
+		list_for_each_safe(pos, tmp, &w->databases)
+		{
+			struct database *db = list_entry(pos, struct database, node);
+			const char *labels[] = {"database", db->name};
+			put_uint_sample(ob, db_states[k].name, labels, 1, db_states[k].value(db));
+		}
 	}
 }
 
