@@ -26,6 +26,7 @@
 #include "querylog.h"
 #include "router.h"
 #include "server.h"
+#include "pstmt.h"
 #include "session.h"
 
 static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t total,
@@ -92,6 +93,11 @@ static void client_defer(struct worker *w, struct client *c)
 {
 	if (!list_linked(&c->deferred_node))
 		list_add_tail(&w->deferred, &c->deferred_node);
+}
+
+void client_resume(struct worker *w, struct client *c)
+{
+	client_defer(w, c);
 }
 
 void client_fatal(struct worker *w, struct client *c, const char *sqlstate, const char *message)
@@ -239,6 +245,8 @@ void client_on_linked(struct worker *w, struct client *c)
 	if (c->retried && c->retry.len > 0) {
 		/* The read that failed elsewhere runs again here, from its first byte. */
 		obuf_put(&s->conn.out, c->retry.data, c->retry.len);
+		if (c->rename_statements)
+			pstmt_on_replay(s, c->retry.data, c->retry.len);
 		s->expect_rfq += c->retry_rfq;
 		s->query_start = ev_now(w->loop);
 	}
@@ -349,6 +357,7 @@ static void client_login(struct worker *w, struct client *c)
 	}
 	c->pool->n_clients++;
 	c->mode = pool_mode_of(w, c->pool);
+	c->rename_statements = c->mode != POOL_SESSION && w->cfg->max_prepared_statements > 0;
 	const struct user_conf *uc = config_find_user(w->cfg, c->user);
 	c->read_routing = uc != NULL && uc->read_routing_set ? uc->read_routing : db->read_routing;
 	worker_register_cancel(w, c);
@@ -629,9 +638,17 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 			return CONN_STOP;
 	}
 	struct server *s = c->server;
+	enum conn_action act = CONN_FORWARD;
+	if (c->rename_statements) {
+		act = pstmt_on_client_message(w, c, s, msg, total, avail);
+		if (act == CONN_NEED_ALL || act == CONN_STOP || act == CONN_GONE)
+			return act;
+	}
+	bool forwarded = act == CONN_FORWARD || act == CONN_FORWARD_TAIL;
 	if (c->route_read && c->retry_ok) {
-		/* Keep a replica read's bytes until it answers: a broken replica gets a retry. */
-		if (avail == total && obuf_put(&c->retry, msg, total)) {
+		/* Keep a replica read's bytes until it answers: a broken replica gets a retry.
+		 * What pgsluice rewrote or answered itself cannot be sent again as it was. */
+		if (act == CONN_FORWARD && avail == total && obuf_put(&c->retry, msg, total)) {
 			if (type == 'Q' || type == 'S' || type == 'F')
 				c->retry_rfq++;
 		} else {
@@ -639,7 +656,7 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 			obuf_reset(&c->retry);
 		}
 	}
-	if (type == 'Q' || type == 'S' || type == 'F') {
+	if (forwarded && (type == 'Q' || type == 'S' || type == 'F')) {
 		if (s->expect_rfq == 0)
 			s->query_start = c->last_activity;
 		if (!c->xact_open) {
@@ -649,11 +666,13 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 		s->expect_rfq++;
 		s->release_pending = false;
 	}
-	if (type == 'Q' && avail == total && c->mode != POOL_SESSION && !c->in_transaction)
+	if (forwarded && type == 'Q' && avail == total && c->mode != POOL_SESSION &&
+	    !c->in_transaction)
 		session_note_query(c, (const char *)msg + PROTO_HEADER_LEN,
 				   strnlen((const char *)msg + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN));
-	querylog_on_client_message(w, c, s, msg, total, avail);
-	return CONN_FORWARD;
+	if (act != CONN_SKIP)
+		querylog_on_client_message(w, c, s, msg, total, avail);
+	return act;
 }
 
 /* Handles what conn_process reported for c. */

@@ -60,6 +60,8 @@ void client_close(struct worker *w, struct client *c, const char *reason);
 /* Processes what c has buffered (after its server drained or got linked). */
 void client_continue(struct worker *w, struct client *c);
 
+/* Processes c's buffered input once the current event is handled. */
+void client_resume(struct worker *w, struct client *c);
 /* Processes clients whose input waits since an earlier event. */
 void client_run_deferred(struct worker *w);
 

@@ -172,6 +172,10 @@ struct config {
 	int query_stats_max;
 	int query_stats_metrics_top;
 
+	int max_prepared_statements;
+	int max_client_prepared_statements;
+	bool pin_on_session_state;
+
 	int64_t max_packet_size;
 	int pkt_buf;
 	int max_startup_packet;

@@ -223,6 +223,14 @@ enum conn_result conn_process(struct conn *c, uint32_t max_packet)
 			}
 			break;
 		}
+		if (act == CONN_FORWARD_TAIL && c->peer != NULL) {
+			/* Everything before it was adopted by the peer: the head just goes. */
+			in->start = c->scan + c->tail_from;
+			c->scan += c->tail_from;
+			here -= c->tail_from;
+			total -= c->tail_from;
+			act = CONN_FORWARD;
+		}
 		if (act == CONN_FORWARD && c->peer != NULL) {
 			c->msg_skip = false;
 			c->scan += here;

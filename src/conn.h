@@ -23,6 +23,8 @@ struct worker;
 /* What the owner wants done with the message at the head of the buffer. */
 enum conn_action {
 	CONN_FORWARD,  /* pass the whole message to the peer (streamed) */
+	CONN_FORWARD_TAIL, /* the owner wrote the message's first tail_from bytes anew
+			    * (after conn_adopt_pending): pass the rest (streamed) */
 	CONN_SKIP,     /* drop the whole message (streamed) */
 	CONN_CONSUMED, /* the owner used the message; drop it (must be whole) */
 	CONN_YIELD,    /* like CONSUMED, then stop: the owner has an event to handle */
@@ -62,6 +64,7 @@ struct conn {
 	uint32_t scan;          /* in->data[in->start..scan) is forwarded, not yet sent */
 	uint32_t msg_left;      /* bytes of the current streamed message still to pass */
 	bool msg_skip;          /* the current streamed message is being dropped */
+	uint32_t tail_from;     /* CONN_FORWARD_TAIL: bytes of the message not to pass */
 	bool write_blocked;     /* the socket is full; wio is armed */
 	bool read_paused;       /* the owner does not want input for now */
 	bool in_progress;       /* conn_process is on the stack (no re-entry) */

@@ -161,7 +161,8 @@ bool health_judge_replica(const struct health_sample *s, uint64_t primary_lsn,
 	/* The replay age only grows while the primary writes nothing: it says
 	 * nothing unless the replica is behind. */
 	if (*lag_bytes > 0 && s->age_known)
-		*lag_seconds = s->replay_age;
+		*lag_seconds = s->behind_for >= 0 && s->behind_for < s->replay_age ? s->behind_for
+										  : s->replay_age;
 	if (!s->in_recovery) {
 		snprintf(reason, cap, "not in recovery (promoted?)");
 		return false;
@@ -432,6 +433,15 @@ static void health_pass(struct health_probe *p)
 		return;
 	}
 	char reason[HEALTH_TEXT_MAX];
+	/* How long it has been behind: from the first probe that found it so. */
+	if (p->primary_lsn > 0 && p->sample.lsn_known && p->primary_lsn > p->sample.lsn) {
+		if (t->behind_since == 0)
+			t->behind_since = p->query_sent;
+		p->sample.behind_for = now - t->behind_since;
+	} else {
+		t->behind_since = 0;
+		p->sample.behind_for = 0;
+	}
 	if (!health_judge_replica(&p->sample, p->primary_lsn, w->cfg->max_replica_lag,
 				  w->cfg->max_replica_lag_bytes, &t->lag_bytes, &t->lag_seconds,
 				  reason, sizeof(reason)))

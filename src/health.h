@@ -25,6 +25,7 @@ struct health_sample {
 	uint64_t lsn;        /* primary: current WAL position; replica: replayed position */
 	bool age_known;      /* false when nothing was replayed yet (and on a primary) */
 	double replay_age;   /* seconds since the last replayed transaction's commit */
+	double behind_for;   /* seconds it has been seen behind without catching up; < 0 unknown */
 };
 
 /*
@@ -86,7 +87,9 @@ bool health_parse_sample(const char *in_recovery, const char *lsn, const char *r
  * Judges a replica from its sample against the primary's position.
  * lag_bytes = primary_lsn - replayed position (0 when negative or either is
  * unknown, primary_lsn = 0 meaning unknown); lag_seconds = 0 when lag_bytes
- * is 0, else the replay age. A limit of 0 means no limit.
+ * is 0, else the replay age, but no more than behind_for when that is known
+ * (after an idle spell the last replayed commit is old even for a replica
+ * that is one write behind). A limit of 0 means no limit.
  * s: the replica's sample.
  * primary_lsn: the primary's position measured before the replica's probe.
  * max_lag_usec, max_lag_bytes: max_replica_lag and max_replica_lag_bytes.

@@ -625,11 +625,12 @@ int metrics_check_request(const char *buf, size_t len)
 		return len >= METRICS_REQUEST_MAX ? 431 : 0;
 	const char *q = memchr(target, '?', (size_t)(sp2 - target));
 	size_t path_len = (size_t)((q != NULL ? q : sp2) - target);
-	if (!line_is(target, path_len, "/metrics"))
+	bool health = line_is(target, path_len, "/health");
+	if (!health && !line_is(target, path_len, "/metrics"))
 		return 404;
 	if (!line_is(buf, (size_t)(sp1 - buf), "GET"))
 		return 405;
-	return 200;
+	return health ? METRICS_HEALTH_REQUEST : 200;
 }
 
 static void metrics_conn_close(struct metrics_conn *mc)
@@ -656,6 +657,8 @@ static const char *status_text(int status)
 		return "OK";
 	case 404:
 		return "Not Found";
+	case 503:
+		return "Service Unavailable";
 	case 405:
 		return "Method Not Allowed";
 	case 431:
@@ -708,7 +711,12 @@ static void metrics_conn_respond(struct metrics_conn *mc, int status)
 {
 	struct worker *w = mc->ml->w;
 	const char *type = "text/plain; charset=utf-8";
-	if (status == 200) {
+	if (status == METRICS_HEALTH_REQUEST) {
+		/* Load balancers stop sending clients to an instance that drains. */
+		status = w->shutting_down ? 503 : 200;
+		const char *text = w->shutting_down ? "shutting down\n" : "ok\n";
+		obuf_put(&mc->body, text, strlen(text));
+	} else if (status == 200) {
 		if (metrics_render(w, &mc->body)) {
 			type = "text/plain; version=0.0.4";
 		} else {
@@ -716,7 +724,7 @@ static void metrics_conn_respond(struct metrics_conn *mc, int status)
 			status = 500;
 		}
 	}
-	if (status != 200) {
+	if (status != 200 && status != 503) {
 		obuf_reset(&mc->body);
 		obuf_put(&mc->body, status_text(status), strlen(status_text(status)));
 		obuf_put_u8(&mc->body, '\n');

@@ -111,12 +111,16 @@ bool metrics_render(struct worker *w, struct obuf *ob);
  * Judges the bytes received so far of an HTTP request.
  * buf, len: the bytes (need not be NUL-terminated).
  * Returns 0 while the request is incomplete, else the status to answer
- * with: 200 for GET /metrics (a query string is allowed), 404 for another
+ * with: 200 for GET /metrics (a query string is allowed),
+ * METRICS_HEALTH_REQUEST for GET /health, 404 for another
  * path, 405 for another method on /metrics, 400 for a malformed request or
  * an HTTP version other than 1.0 and 1.1, 431 when METRICS_REQUEST_MAX bytes
  * hold no complete request.
  */
 int metrics_check_request(const char *buf, size_t len);
+
+/* metrics_check_request's answer for GET /health (not an HTTP status). */
+#define METRICS_HEALTH_REQUEST 1
 
 /*
  * Opens the endpoint named by w->cfg->metrics_listen (nothing when empty).

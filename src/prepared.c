@@ -1,8 +1,7 @@
 /*
  * prepared.c - a client's statements and last Bind (see prepared.h).
  *
- * Only the proxy path calls in, once per Parse/Bind/Close it forwards; the
- * messages themselves go to the server unchanged.
+ * Only the proxy path calls in, once per Parse/Bind/Close of a client.
  */
 #include "prepared.h"
 
@@ -12,13 +11,15 @@
 
 #include "proto.h"
 
-void prepared_init(struct prepared_set *ps)
+void prepared_init(struct prepared_set *ps, struct stmtreg *reg, size_t max_named)
 {
 	memset(ps, 0, sizeof(*ps));
+	ps->reg = reg;
+	ps->max_named = max_named;
 	obuf_init(&ps->bind.values, PREPARED_PARAMS_MAX);
 }
 
-static void prepared_clear_stmt(struct prepared_stmt *st)
+static void prepared_clear_unnamed(struct prepared_stmt *st)
 {
 	free(st->text);
 	free(st->types);
@@ -28,15 +29,28 @@ static void prepared_clear_stmt(struct prepared_stmt *st)
 	st->n_types = 0;
 }
 
+static void prepared_destroy_named(struct prepared_set *ps, struct prepared_stmt *st)
+{
+	if (ps->bind.stmt == st)
+		ps->bind.stmt = NULL;
+	stmtreg_release(ps->reg, st->def);
+	free(st->name);
+	free(st);
+}
+
+void prepared_forget_all(struct prepared_set *ps)
+{
+	for (size_t i = 0; i < ps->n_named; i++)
+		prepared_destroy_named(ps, ps->named[i]);
+	ps->n_named = 0;
+}
+
 void prepared_free(struct prepared_set *ps)
 {
-	prepared_clear_stmt(&ps->unnamed);
-	for (size_t i = 0; i < ps->n_named; i++) {
-		prepared_clear_stmt(ps->named[i]);
-		free(ps->named[i]->name);
-		free(ps->named[i]);
-	}
-	ps->n_named = 0;
+	prepared_clear_unnamed(&ps->unnamed);
+	prepared_forget_all(ps);
+	free(ps->named);
+	ps->named = NULL;
 	obuf_free(&ps->bind.values);
 }
 
@@ -53,56 +67,102 @@ static struct prepared_stmt *prepared_find(const struct prepared_set *ps, const 
 	return NULL;
 }
 
-/* The slot for a Parse of name: the unnamed one, an existing one, a new one, or NULL. */
-static struct prepared_stmt *prepared_slot(struct prepared_set *ps, const char *name)
+struct prepared_stmt *prepared_lookup(const struct prepared_set *ps, const char *name)
 {
-	if (name[0] == '\0')
-		return &ps->unnamed;
-	struct prepared_stmt *st = prepared_find(ps, name, NULL);
-	if (st != NULL || ps->n_named == PREPARED_MAX_NAMED)
-		return st;
-	st = calloc(1, sizeof(*st));
-	if (st == NULL)
-		return NULL;
-	st->name = strdup(name);
-	if (st->name == NULL) {
-		free(st);
-		return NULL;
-	}
-	ps->named[ps->n_named++] = st;
-	return st;
+	return name[0] == '\0' ? NULL : prepared_find(ps, name, NULL);
 }
 
-void prepared_on_parse(struct prepared_set *ps, const uint8_t *body, size_t len)
+void prepared_forget(struct prepared_set *ps, const char *name)
 {
-	const uint8_t *p = body, *end = body + len;
-	const char *name = proto_take_string(&p, end);
-	const char *text = name != NULL ? proto_take_string(&p, end) : NULL;
-	if (text == NULL || end - p < 2)
-		return;
-	uint16_t n_types = proto_get_u16(p);
-	p += 2;
-	if ((size_t)(end - p) < 4u * n_types)
-		return;
-	struct prepared_stmt *st = prepared_slot(ps, name);
+	size_t i;
+	struct prepared_stmt *st = prepared_find(ps, name, &i);
 	if (st == NULL)
 		return;
-	prepared_clear_stmt(st);
+	prepared_destroy_named(ps, st);
+	ps->named[i] = ps->named[--ps->n_named];
+}
+
+/* The unnamed statement parsed again: keeps a copy of a text that is not too long. */
+static enum prepared_parse prepared_set_unnamed(struct prepared_set *ps, const char *text,
+						const uint8_t *types, uint16_t n_types)
+{
+	struct prepared_stmt *st = &ps->unnamed;
+	prepared_clear_unnamed(st);
 	st->version = ++ps->next_version;
 	size_t text_len = strlen(text);
 	if (text_len > PREPARED_TEXT_MAX)
-		return; /* too long to keep: Execute reports it unknown */
+		return PREPARED_PARSED; /* too long to keep: Execute reports it unknown */
 	st->text = malloc(text_len + 1);
 	st->types = n_types > 0 ? malloc(4u * n_types) : NULL;
 	if (st->text == NULL || (n_types > 0 && st->types == NULL)) {
-		prepared_clear_stmt(st);
-		return;
+		prepared_clear_unnamed(st);
+		return PREPARED_NO_MEMORY;
 	}
 	memcpy(st->text, text, text_len + 1);
 	st->text_len = (uint32_t)text_len;
 	st->n_types = n_types;
 	for (uint16_t i = 0; i < n_types; i++)
-		st->types[i] = proto_get_u32(p + 4u * i);
+		st->types[i] = proto_get_u32(types + 4u * i);
+	return PREPARED_PARSED;
+}
+
+static enum prepared_parse prepared_add_named(struct prepared_set *ps, const char *name,
+					      const char *text, const uint8_t *types,
+					      uint16_t n_types, struct prepared_stmt **out)
+{
+	if (ps->n_named == ps->max_named)
+		return PREPARED_TOO_MANY;
+	if (ps->named == NULL) {
+		ps->named = malloc(sizeof(*ps->named) * ps->max_named);
+		if (ps->named == NULL)
+			return PREPARED_NO_MEMORY;
+	}
+	struct prepared_stmt *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return PREPARED_NO_MEMORY;
+	st->name = strdup(name);
+	st->def = st->name != NULL ? stmtreg_acquire(ps->reg, text, strlen(text), types, n_types)
+				   : NULL;
+	if (st->def == NULL) {
+		free(st->name);
+		free(st);
+		return PREPARED_NO_MEMORY;
+	}
+	st->text = st->def->text;
+	st->text_len = st->def->text_len;
+	st->types = st->def->types;
+	st->n_types = st->def->n_types;
+	st->version = ++ps->next_version;
+	ps->named[ps->n_named++] = st;
+	if (out != NULL)
+		*out = st;
+	return PREPARED_PARSED;
+}
+
+enum prepared_parse prepared_on_parse(struct prepared_set *ps, const uint8_t *body, size_t len,
+				      struct prepared_stmt **out)
+{
+	const uint8_t *p = body, *end = body + len;
+	const char *name = proto_take_string(&p, end);
+	const char *text = name != NULL ? proto_take_string(&p, end) : NULL;
+	if (text == NULL || end - p < 2)
+		return PREPARED_MALFORMED;
+	uint16_t n_types = proto_get_u16(p);
+	p += 2;
+	if ((size_t)(end - p) < 4u * n_types)
+		return PREPARED_MALFORMED;
+	if (name[0] == '\0') {
+		if (out != NULL)
+			*out = &ps->unnamed;
+		return prepared_set_unnamed(ps, text, p, n_types);
+	}
+	struct prepared_stmt *st = prepared_find(ps, name, NULL);
+	if (st != NULL) {
+		if (out != NULL)
+			*out = st;
+		return PREPARED_EXISTS;
+	}
+	return prepared_add_named(ps, name, text, p, n_types, out);
 }
 
 void prepared_on_bind(struct prepared_set *ps, const uint8_t *body, size_t len)
@@ -153,16 +213,8 @@ void prepared_on_close(struct prepared_set *ps, const uint8_t *body, size_t len)
 	if (len < 2 || body[0] != 'S')
 		return;
 	const char *name = proto_take_string(&p, end);
-	size_t i;
-	struct prepared_stmt *st = name != NULL ? prepared_find(ps, name, &i) : NULL;
-	if (st == NULL)
-		return;
-	if (ps->bind.stmt == st)
-		ps->bind.stmt = NULL;
-	prepared_clear_stmt(st);
-	free(st->name);
-	free(st);
-	ps->named[i] = ps->named[--ps->n_named];
+	if (name != NULL && name[0] != '\0')
+		prepared_forget(ps, name);
 }
 
 const struct prepared_stmt *prepared_executed(const struct prepared_set *ps, const char *portal,

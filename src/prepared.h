@@ -1,12 +1,13 @@
 /*
- * prepared.h - what a client prepared and bound (extended protocol), so that
- * a statement run by Execute can be named in the slow-query log and
- * explained with its parameters.
+ * prepared.h - what a client prepared and bound (extended protocol): its
+ * named statements, which transaction pooling prepares on whichever server
+ * runs them (pstmt.c), and the texts and values that the slow-query log
+ * names and explains.
  *
- * The texts of the unnamed statement and of up to PREPARED_MAX_NAMED named
- * ones are kept per client (each up to PREPARED_TEXT_MAX bytes), with the
- * parameter types of their Parse; the last Bind keeps its portal, its
- * statement and its parameter values (text format) until the next Bind.
+ * A named statement refers to the worker's registry (stmtreg.h), which owns
+ * its text and types; a client holds at most max_named of them. The unnamed
+ * statement's text is copied (up to PREPARED_TEXT_MAX bytes). The last Bind
+ * keeps its portal, its statement and its parameter values until the next.
  */
 #ifndef PGSLUICE_PREPARED_H
 #define PGSLUICE_PREPARED_H
@@ -16,19 +17,20 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "stmtreg.h"
 
-#define PREPARED_MAX_NAMED 256
 #define PREPARED_TEXT_MAX (64u << 10)
 /* Bytes of parameter values a Bind may keep for EXPLAIN and the log. */
 #define PREPARED_PARAMS_MAX (64u << 10)
 
 struct prepared_stmt {
 	char *name;        /* "" for the unnamed statement */
-	char *text;
+	char *text;        /* NULL when unknown; the registry's for a named one */
 	uint32_t text_len;
 	uint32_t n_types;
 	uint32_t *types;   /* parameter type OIDs of the Parse, 0 = unspecified */
 	uint64_t version;  /* changes whenever the statement is parsed again */
+	struct stmt_def *def; /* named statements: the shared statement */
 };
 
 /* The parameter values of a Bind, serialized: per value a u32 length (UINT32_MAX = NULL) and bytes. */
@@ -43,21 +45,44 @@ struct prepared_bind {
 };
 
 struct prepared_set {
+	struct stmtreg *reg;
 	struct prepared_stmt unnamed;
-	struct prepared_stmt *named[PREPARED_MAX_NAMED];
-	size_t n_named;
+	struct prepared_stmt **named;
+	size_t n_named, max_named;
 	uint64_t next_version;
 	struct prepared_bind bind;
 };
 
-/* Empties ps (at client creation). */
-void prepared_init(struct prepared_set *ps);
+enum prepared_parse {
+	PREPARED_PARSED,    /* recorded */
+	PREPARED_EXISTS,    /* the name is taken: PostgreSQL refuses such a Parse (42P05) */
+	PREPARED_TOO_MANY,  /* the client holds max_named statements already */
+	PREPARED_MALFORMED, /* not a valid Parse body */
+	PREPARED_NO_MEMORY,
+};
+
+/* Empties ps (at client creation): up to max_named named statements in reg. */
+void prepared_init(struct prepared_set *ps, struct stmtreg *reg, size_t max_named);
 
 /* Frees everything ps holds. */
 void prepared_free(struct prepared_set *ps);
 
-/* A Parse message body (len bytes after the header): remembers its statement. */
-void prepared_on_parse(struct prepared_set *ps, const uint8_t *body, size_t len);
+/*
+ * A Parse message body (len bytes after the header): remembers its
+ * statement; *out (may be NULL) receives it on PREPARED_PARSED and the
+ * existing one on PREPARED_EXISTS.
+ */
+enum prepared_parse prepared_on_parse(struct prepared_set *ps, const uint8_t *body, size_t len,
+				      struct prepared_stmt **out);
+
+/* The named statement name (NUL-terminated), or NULL. */
+struct prepared_stmt *prepared_lookup(const struct prepared_set *ps, const char *name);
+
+/* Forgets the named statement name, if any (Close, DEALLOCATE, a failed Parse). */
+void prepared_forget(struct prepared_set *ps, const char *name);
+
+/* Forgets every named statement (DEALLOCATE ALL, DISCARD ALL). */
+void prepared_forget_all(struct prepared_set *ps);
 
 /* A Bind message body: remembers its portal, statement and values. */
 void prepared_on_bind(struct prepared_set *ps, const uint8_t *body, size_t len);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "prepared.h"
+#include "pstmt.h"
 #include "proto.h"
 #include "querystats.h"
 #include "resultset.h"
@@ -128,16 +129,6 @@ bool querylog_active(const struct worker *w)
 
 /* ----- the client side: what starts ----- */
 
-static struct prepared_set *client_prepared(struct client *c)
-{
-	if (c->prepared == NULL) {
-		c->prepared = malloc(sizeof(*c->prepared));
-		if (c->prepared != NULL)
-			prepared_init(c->prepared);
-	}
-	return c->prepared;
-}
-
 static struct inflight *server_inflight(struct server *s)
 {
 	if (s->inflight == NULL) {
@@ -160,16 +151,17 @@ void querylog_on_client_message(struct worker *w, struct client *c, struct serve
 	struct prepared_set *ps;
 	struct inflight *q;
 	switch (msg[0]) {
+	/* Under transaction pooling pstmt.c records Parse and Close itself. */
 	case 'P':
-		if (whole && (ps = client_prepared(c)) != NULL)
-			prepared_on_parse(ps, body, len);
+		if (whole && !c->rename_statements && (ps = pstmt_client_set(w, c)) != NULL)
+			prepared_on_parse(ps, body, len, NULL);
 		return;
 	case 'B':
-		if (whole && (ps = client_prepared(c)) != NULL)
+		if (whole && (ps = pstmt_client_set(w, c)) != NULL)
 			prepared_on_bind(ps, body, len);
 		return;
 	case 'C':
-		if (whole && c->prepared != NULL)
+		if (whole && !c->rename_statements && c->prepared != NULL)
 			prepared_on_close(c->prepared, body, len);
 		return;
 	case 'Q':

@@ -16,6 +16,7 @@
 #include "health.h"
 #include "log.h"
 #include "proto.h"
+#include "pstmt.h"
 
 /* A comma separated config list as the classifier's array of names. */
 static bool split_names(const char *list, char ***names, size_t *n)
@@ -231,14 +232,27 @@ enum router_result router_route(struct worker *w, struct client *c, const uint8_
 		out->reason = "SET pgsluice.route = replica";
 	} else {
 		size_t len;
+		struct stmt_def *def = NULL;
 		if (avail < total && total <= w->iobufs.size && (msg[0] == 'Q' || msg[0] == 'P'))
 			return ROUTER_NEED_ALL;
-		const char *sql = request_text(msg, avail, &len);
+		const char *sql = msg[0] == 'B' && c->rename_statements
+					  ? pstmt_bound_text(c, msg, avail, &len, &def)
+					  : request_text(msg, avail, &len);
 		/* Too large to inspect whole, or not a statement: the primary is always right. */
-		if (sql == NULL || avail < total)
+		if (sql == NULL || (def == NULL && avail < total))
 			return ROUTER_OK;
-		struct classify_result r;
-		read = router_classify(w, sql, len, &out->reason, &r);
+		if (def != NULL && def->route != STMT_ROUTE_UNKNOWN) {
+			read = def->route == STMT_ROUTE_READ;
+			out->reason = def->route_reason;
+		} else {
+			struct classify_result r;
+			read = router_classify(w, sql, len, &out->reason, &r);
+			if (def != NULL) {
+				/* A shared statement is classified once, on its first Bind. */
+				def->route = read ? STMT_ROUTE_READ : STMT_ROUTE_PRIMARY;
+				def->route_reason = out->reason;
+			}
+		}
 	}
 	if (!read)
 		return ROUTER_OK;

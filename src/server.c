@@ -28,6 +28,7 @@
 #include "pool.h"
 #include "inflight.h"
 #include "proto.h"
+#include "pstmt.h"
 #include "querylog.h"
 #include "session.h"
 #include "scram.h"
@@ -127,6 +128,7 @@ struct server *server_open(struct worker *w, struct pool *p)
 	s->opened_at = s->last_used = ev_now(w->loop);
 	params_init(&s->params);
 	params_init(&s->startup);
+	stmtcache_init(&s->statements, (uint32_t)w->cfg->max_prepared_statements);
 	pool_set_server_state(s, SERVER_CONNECTING);
 	w->n_servers++;
 	/* Writable means the connect finished (or failed). */
@@ -170,6 +172,7 @@ void server_close(struct worker *w, struct server *s, const char *reason, bool f
 	conn_close(&s->conn);
 	params_free(&s->params);
 	params_free(&s->startup);
+	pstmt_server_free(s);
 	if (s->inflight != NULL) {
 		inflight_free(s->inflight);
 		free(s->inflight);
@@ -203,6 +206,7 @@ void server_unlink(struct worker *w, struct server *s)
 	s->client = NULL;
 	s->release_pending = false;
 	s->conn.peer = NULL;
+	pstmt_server_unlinked(s);
 	if (c == NULL)
 		return;
 	c->server = NULL;
@@ -232,6 +236,8 @@ void server_sync_params(struct worker *w, struct server *s, struct client *c)
 void server_reset(struct worker *w, struct server *s)
 {
 	pool_set_server_state(s, SERVER_RESETTING);
+	/* DISCARD ALL or DEALLOCATE ALL: assume the reset query dropped every statement. */
+	pstmt_server_forgot(s);
 	proto_put_query(&s->conn.out, w->cfg->server_reset_query);
 	s->swallow_rfq++;
 	if (conn_flush(&s->conn) == CONN_ERROR)
@@ -528,12 +534,23 @@ static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t 
 	/* A CommandComplete ends a timed statement: its tag gives the row count. */
 	if (msg[0] == 'C' && avail < total && s->inflight != NULL && s->client != NULL)
 		return CONN_NEED_ALL;
+	enum pstmt_verdict pv = PSTMT_PASS;
+	if (s->replies != NULL && s->client != NULL && s->swallow_rfq == 0 &&
+	    s->state != SERVER_LOGIN)
+		pv = pstmt_on_server_message(server_worker(s), s, msg, total, avail);
+	if (pv == PSTMT_NEED_ALL)
+		return CONN_NEED_ALL;
+	if (pv == PSTMT_SWALLOW)
+		return CONN_SKIP;
 	enum conn_action act = server_decide_message(s, msg, total, avail);
 	if (act == CONN_FORWARD && s->inflight != NULL)
 		querylog_on_server_message(server_worker(s), s, msg, total);
 	/* Notices and parameter reports are not an answer: a read may still be retried. */
 	if (act == CONN_FORWARD && msg[0] != 'N' && msg[0] != 'S')
 		s->forwarded_to_client = true;
+	/* pstmt.c already wrote what the client gets in its place. */
+	if (pv == PSTMT_REPLACED && act == CONN_FORWARD)
+		return CONN_CONSUMED;
 	return act;
 }
 

@@ -429,6 +429,7 @@ bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 	list_init(&w->clients);
 	list_init(&w->cancels);
 	list_init(&w->deferred);
+	stmtreg_init(&w->statements);
 	w->cancel_table_size = 1u << 14;
 	w->cancel_table = calloc(w->cancel_table_size, sizeof(*w->cancel_table));
 	if (w->cancel_table == NULL)
@@ -535,6 +536,7 @@ void worker_destroy(struct worker *w)
 	ev_prepare_stop(w->loop, &w->deferred_watcher);
 	free(w->cancel_table);
 	querylog_free(w);
+	stmtreg_free(&w->statements);
 	router_free(w);
 	iobuf_pool_destroy(&w->iobufs);
 	config_free(w->cfg);

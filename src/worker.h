@@ -21,6 +21,8 @@
 #include "list.h"
 #include "params.h"
 #include "stats.h"
+#include "stmtcache.h"
+#include "stmtreg.h"
 struct scram_client;
 struct scram_server;
 
@@ -66,6 +68,7 @@ struct target {
 	ev_tstamp lsn_at;       /* when lsn was read */
 	int64_t lag_bytes;      /* replica: behind the primary's last known position */
 	double lag_seconds;
+	ev_tstamp behind_since; /* replica: first probe of the current spell behind, 0 none */
 	struct health_probe *probe;
 	/* Routing counters, shown by SHOW ROUTING. */
 	uint64_t routed;        /* transactions sent here */
@@ -175,6 +178,8 @@ struct server {
 	ev_tstamp opened_at, last_used;
 	ev_tstamp query_start;  /* first message of the current transaction */
 	struct inflight *inflight; /* statements being timed, made on first use */
+	struct stmtcache statements; /* named statements prepared on it (pstmt.c) */
+	struct replyq *replies; /* what it owes, while statements are renamed (pstmt.c) */
 	char addr[64];
 };
 
@@ -232,6 +237,9 @@ struct client {
 	bool admin_may_change;      /* in admin_users (else stats_users: SHOW only) */
 	struct admin_batch *admin_pending; /* statements admin_run_pending runs next */
 	struct prepared_set *prepared; /* its Parse texts and last Bind, made on first use */
+	bool rename_statements;     /* transaction/statement pooling: pstmt.c shares statements */
+	bool skip_to_sync;          /* pstmt.c answered an error: drop messages up to Sync */
+	bool waits_for_replies;     /* pstmt.c's reply queue is full: resume as it drains */
 	struct session_pending *session_pending; /* SETs of the running request (session.c) */
 	ev_tstamp connected_at, wait_since, last_activity;
 	char addr[64];
@@ -266,6 +274,7 @@ struct worker {
 	struct metrics_listener *metrics; /* the Prometheus endpoint, or NULL */
 	struct classify_options *classify_opts;
 	struct querylog *querylog; /* statement statistics, slow log, plan capture */
+	struct stmtreg statements; /* distinct named statements of all clients (pstmt.c) */
 	ev_timer janitor;
 	ev_timer health_timer;    /* health.c: the probe tick */
 	uint32_t next_cancel_pid;

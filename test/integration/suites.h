@@ -14,6 +14,9 @@ Suite *differential_suite(void);
 Suite *health_suite(void);
 Suite *routing_suite(void);
 
+/* test_prepared.c: named prepared statements under transaction pooling. */
+Suite *prepared_suite(void);
+
 /* The admin console (every command, through libpq and psql) and the Prometheus endpoint. */
 Suite *admin_integration_suite(void);
 

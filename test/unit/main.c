@@ -10,10 +10,13 @@ int main(void)
 {
 	SRunner *runner = srunner_create(classify_suite());
 	srunner_add_suite(runner, admin_suite());
+	srunner_add_suite(runner, batchsql_suite());
 	srunner_add_suite(runner, config_suite());
 	srunner_add_suite(runner, histogram_suite());
 	srunner_add_suite(runner, health_unit_suite());
 	srunner_add_suite(runner, inflight_suite());
+	srunner_add_suite(runner, manual_suite());
+	srunner_add_suite(runner, migrate_suite());
 	srunner_add_suite(runner, password_suite());
 	srunner_add_suite(runner, proto_suite());
 	srunner_add_suite(runner, scram_suite());

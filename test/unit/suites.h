@@ -5,11 +5,14 @@
 #include <check.h>
 
 Suite *admin_suite(void);
+Suite *batchsql_suite(void);
 Suite *classify_suite(void);
 Suite *config_suite(void);
 Suite *histogram_suite(void);
 Suite *inflight_suite(void);
 Suite *health_unit_suite(void);
+Suite *manual_suite(void);
+Suite *migrate_suite(void);
 Suite *password_suite(void);
 Suite *proto_suite(void);
 Suite *scram_suite(void);

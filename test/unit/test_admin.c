@@ -632,6 +632,9 @@ START_TEST(get_metrics_is_served_and_other_requests_get_their_status)
 {
 	ck_assert_int_eq(check("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
 	ck_assert_int_eq(check("GET /metrics?name[]=x HTTP/1.0\n\n"), 200);
+	ck_assert_int_eq(check("GET /health HTTP/1.1\r\n\r\n"), METRICS_HEALTH_REQUEST);
+	ck_assert_int_eq(check("POST /health HTTP/1.1\r\n\r\n"), 405);
+	ck_assert_int_eq(check("GET /healthz HTTP/1.1\r\n\r\n"), 404);
 	ck_assert_int_eq(check("GET / HTTP/1.1\r\n\r\n"), 404);
 	ck_assert_int_eq(check("GET /metricsx HTTP/1.1\r\n\r\n"), 404);
 	ck_assert_int_eq(check("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), 405);

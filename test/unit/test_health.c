@@ -135,7 +135,7 @@ END_TEST
 static struct health_sample replica_at(uint64_t lsn, double age)
 {
 	struct health_sample s = {.in_recovery = true, .lsn_known = true, .lsn = lsn,
-				  .age_known = true, .replay_age = age};
+				  .age_known = true, .replay_age = age, .behind_for = -1};
 	return s;
 }
 
@@ -190,6 +190,25 @@ START_TEST(lag_over_time_limit_bans)
 	ck_assert_int_eq(bytes, 100);
 	ck_assert_double_eq_tol(seconds, 12.34, 1e-9);
 	ck_assert_str_eq(reason, "lag 12.3s > max_replica_lag");
+}
+END_TEST
+
+START_TEST(old_replay_age_of_a_replica_just_behind_is_not_its_lag)
+{
+	/* Idle for a minute, then one write: the replica is 100 bytes and 0.2 s behind. */
+	struct health_sample s = replica_at(1000, 60);
+	s.behind_for = 0.2;
+	int64_t bytes;
+	double seconds;
+	char reason[128] = "";
+	ck_assert(health_judge_replica(&s, 1100, 10000000, 1 << 24, &bytes, &seconds, reason,
+				       sizeof(reason)));
+	ck_assert_double_eq_tol(seconds, 0.2, 1e-9);
+	/* Still behind 12 s later: now it is banned, for the time it has been behind. */
+	s.behind_for = 12;
+	ck_assert(!health_judge_replica(&s, 1100, 10000000, 1 << 24, &bytes, &seconds, reason,
+					sizeof(reason)));
+	ck_assert_str_eq(reason, "lag 12.0s > max_replica_lag");
 }
 END_TEST
 
@@ -418,6 +437,7 @@ Suite *health_unit_suite(void)
 	tcase_add_test(tc, lag_over_byte_limit_bans);
 	tcase_add_test(tc, lag_at_byte_limit_passes);
 	tcase_add_test(tc, lag_over_time_limit_bans);
+	tcase_add_test(tc, old_replay_age_of_a_replica_just_behind_is_not_its_lag);
 	tcase_add_test(tc, replay_age_without_byte_lag_is_no_lag);
 	tcase_add_test(tc, replica_ahead_of_known_primary_has_no_lag);
 	tcase_add_test(tc, unknown_positions_mean_no_lag);

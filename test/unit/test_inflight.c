@@ -39,8 +39,8 @@ static void put_u32(struct body *b, uint32_t v)
 		b->data[b->len++] = (uint8_t)(v >> (8 * i));
 }
 
-static void parse(struct prepared_set *ps, const char *name, const char *sql, uint16_t n_types,
-		  const uint32_t *types)
+static enum prepared_parse parse(struct prepared_set *ps, const char *name, const char *sql,
+				  uint16_t n_types, const uint32_t *types)
 {
 	struct body b = {.len = 0};
 	put_str(&b, name);
@@ -48,7 +48,7 @@ static void parse(struct prepared_set *ps, const char *name, const char *sql, ui
 	put_u16(&b, n_types);
 	for (uint16_t i = 0; i < n_types; i++)
 		put_u32(&b, types[i]);
-	prepared_on_parse(ps, b.data, b.len);
+	return prepared_on_parse(ps, b.data, b.len, NULL);
 }
 
 /* A Bind of n text values (NULL = SQL NULL), binary when asked. */
@@ -132,8 +132,10 @@ END_TEST
 
 START_TEST(pipelined_extended_protocol_keeps_text_and_values)
 {
+	struct stmtreg reg;
+	stmtreg_init(&reg);
 	struct prepared_set ps;
-	prepared_init(&ps);
+	prepared_init(&ps, &reg, 16);
 	struct inflight q;
 	inflight_init(&q);
 	static const uint32_t int4[] = {23};
@@ -172,13 +174,16 @@ START_TEST(pipelined_extended_protocol_keeps_text_and_values)
 	inflight_on_ready(&q, true);
 	inflight_free(&q);
 	prepared_free(&ps);
+	stmtreg_free(&reg);
 }
 END_TEST
 
 START_TEST(unknown_portals_closed_and_binary_statements)
 {
+	struct stmtreg reg;
+	stmtreg_init(&reg);
 	struct prepared_set ps;
-	prepared_init(&ps);
+	prepared_init(&ps, &reg, 16);
 	parse(&ps, "named", "SELECT $1", 0, NULL);
 	const char *v[] = {"x"};
 	bind(&ps, "p1", "named", 1, v, true);
@@ -187,9 +192,15 @@ START_TEST(unknown_portals_closed_and_binary_statements)
 	ck_assert_ptr_nonnull(st);
 	ck_assert(b->binary);
 	ck_assert_ptr_null(prepared_executed(&ps, "other", &b));
-	/* Parsed again since the Bind: the portal's text is no longer known. */
-	parse(&ps, "named", "SELECT 2", 0, NULL);
-	ck_assert_ptr_null(prepared_executed(&ps, "p1", &b));
+	/* A named statement cannot be parsed again: the first one stays. */
+	ck_assert_int_eq(parse(&ps, "named", "SELECT 2", 0, NULL), PREPARED_EXISTS);
+	ck_assert_ptr_eq(prepared_executed(&ps, "p1", &b), st);
+	/* The unnamed one parsed again since its Bind: the portal's text is no longer known. */
+	ck_assert_int_eq(parse(&ps, "", "SELECT 1", 0, NULL), PREPARED_PARSED);
+	bind(&ps, "p2", "", 0, NULL, false);
+	ck_assert_ptr_nonnull(prepared_executed(&ps, "p2", &b));
+	parse(&ps, "", "SELECT 2", 0, NULL);
+	ck_assert_ptr_null(prepared_executed(&ps, "p2", &b));
 	bind(&ps, "", "named", 0, NULL, false);
 	ck_assert_ptr_nonnull(prepared_executed(&ps, "", &b));
 	struct body c = {.len = 0};
@@ -202,9 +213,10 @@ START_TEST(unknown_portals_closed_and_binary_statements)
 	bind(&ps, "", "ghost", 0, NULL, false);
 	ck_assert_ptr_null(prepared_executed(&ps, "", &b));
 	/* Malformed bodies are ignored. */
-	prepared_on_parse(&ps, (const uint8_t *)"x", 1);
+	ck_assert_int_eq(prepared_on_parse(&ps, (const uint8_t *)"x", 1, NULL), PREPARED_MALFORMED);
 	prepared_on_bind(&ps, (const uint8_t *)"", 0);
 	prepared_free(&ps);
+	stmtreg_free(&reg);
 }
 END_TEST
 

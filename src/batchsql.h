@@ -1,0 +1,145 @@
+/*
+ * batchsql.h - the pure part of insert batching: which requests may join a
+ * batch, which batch they join, and the bytes that run a batch.
+ *
+ * The batching state machine (in the pooler) turns a client's simple Query,
+ * or its Parse/Bind/Execute/Sync, into a struct batchsql_row; rows of one
+ * group are then written as one multi-row INSERT (batchsql_build_insert),
+ * wrapped in BEGIN/COMMIT (batchsql_build_transaction), and when the batch
+ * fails each row is re-sent as the client wrote it (batchsql_build_single).
+ * No I/O and no global state; a row owns one allocation holding its copies.
+ */
+#ifndef PGSLUICE_BATCHSQL_H
+#define PGSLUICE_BATCHSQL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "classify.h"
+
+/* The protocol's limit on the parameters of one statement. */
+#define BATCHSQL_MAX_PARAMS 65535u
+
+/* Bytes batchsql_build_transaction writes besides the INSERT: Query("BEGIN"), Query("COMMIT"). */
+#define BATCHSQL_TXN_BYTES (5 + sizeof("BEGIN") + 5 + sizeof("COMMIT"))
+
+/* How the client sent its INSERT; rows of different protocols never share a group. */
+enum batchsql_protocol {
+	BATCHSQL_SIMPLE,   /* one Query message */
+	BATCHSQL_EXTENDED, /* Parse(unnamed), Bind(unnamed), Execute(unnamed, 0), Sync */
+};
+
+/*
+ * One client's candidate INSERT. Everything is owned by the row (one block,
+ * released by batchsql_row_free); the fields are read-only for callers.
+ */
+struct batchsql_row {
+	enum batchsql_protocol protocol;
+	uint64_t group_key;        /* equal for rows of one group; see batchsql_same_group */
+	struct insert_shape shape; /* offsets into sql */
+	unsigned n_params;         /* shape.max_param: $1..$n_params, each used once */
+	const char *sql;           /* the statement text as the client sent it, NUL-terminated */
+	size_t sql_len;            /* without the NUL */
+	const char *group;         /* canonical group text (see batchsql.c), NUL-terminated */
+	size_t group_len;
+	/* Extended protocol only (NULL / 0 for simple rows): */
+	uint16_t n_types;         /* type OIDs the client's Parse gave (<= n_params) */
+	const uint32_t *types;    /* n_params OIDs, host order, Parse's list padded with 0 */
+	const uint16_t *formats;  /* n_params format codes, 0 (text) or 1 (binary) */
+	const uint8_t *bind;      /* the client's Bind body, verbatim */
+	size_t bind_len;
+	size_t values_off;        /* the parameter values (Int32 length, bytes; ...) in bind */
+	size_t values_len;
+	void *mem;                /* the block everything above points into */
+};
+
+/*
+ * Fills *row from the text of a simple Query (len bytes, without the
+ * message's terminating NUL). True when the text is exactly one single-row
+ * INSERT that classify_insert_shape accepts, without parameters and without
+ * NUL bytes. Returns false (row zeroed, nothing to free) otherwise or when
+ * memory is exhausted.
+ */
+bool batchsql_candidate_from_query(struct batchsql_row *row, const char *sql, size_t len);
+
+/*
+ * Fills *row from an extended-protocol request: sql (len bytes) and the
+ * n_types parameter type OIDs (host order) of an unnamed Parse, and the body
+ * of the Bind that follows (bind_len bytes, after the 5-byte header). The
+ * caller has checked the rest: unnamed statement in Parse, Execute of the
+ * unnamed portal with no row limit, then Sync, and nothing else. Returns
+ * false (row zeroed) unless the text is a single-row INSERT using each of
+ * $1..$n exactly once, Parse gave at most n types, and the Bind is well
+ * formed with unnamed portal and statement, 0, 1 or n format codes each 0
+ * or 1, exactly n values (length -1 for NULL), only text result formats and
+ * no trailing bytes. Never reads outside the given buffers.
+ */
+bool batchsql_candidate_from_extended(struct batchsql_row *row, const char *sql, size_t len,
+				      const uint32_t *param_types, uint16_t n_types,
+				      const uint8_t *bind_body, size_t bind_len);
+
+/* Releases what row owns and zeroes it; a zeroed row may be freed again. */
+void batchsql_row_free(struct batchsql_row *row);
+
+/*
+ * True when a and b may share one multi-row INSERT: same protocol, same
+ * table, columns, value count and ON CONFLICT clause (as normalized: case
+ * of unquoted names, whitespace and comments do not matter), same
+ * parameter types and formats. Compares exactly, so a group_key collision
+ * never mixes groups.
+ */
+bool batchsql_same_group(const struct batchsql_row *a, const struct batchsql_row *b);
+
+/*
+ * How many of rows[0..n) (one group, in order) batchsql_build_insert can
+ * take: the longest prefix whose parameters stay within
+ * BATCHSQL_MAX_PARAMS and whose messages surely fit in byte_limit bytes (a
+ * bound, not the exact size). For a build into ob, byte_limit is
+ * ob->limit - ob->len (obuf counts sent bytes it has not dropped yet), less
+ * BATCHSQL_TXN_BYTES for batchsql_build_transaction. 0 when even rows[0]
+ * does not fit.
+ */
+size_t batchsql_rows_that_fit(struct batchsql_row *const *rows, size_t n, size_t byte_limit);
+
+/*
+ * Appends to ob the messages that run rows[0..n) as one statement
+ *   INSERT INTO <table> [<columns>] VALUES (<row 1>),(<row 2>),... [<conflict>]
+ * with table, columns and conflict clause as rows[0] wrote them and each
+ * row's values as its client wrote them. Simple rows: one Query message.
+ * Extended rows: Parse (unnamed; row k's $i renumbered after the
+ * parameters of rows before it; all type OIDs), Bind (unnamed; one format
+ * code per parameter; all values; no result formats), Execute (unnamed, no
+ * row limit) and Sync - whole messages, type byte and length included.
+ * Returns false, with ob as it was, when n is 0, the rows are not one group,
+ * the parameters pass BATCHSQL_MAX_PARAMS, or ob's limit (or memory) would
+ * be exceeded; false at once when ob->failed is already set.
+ */
+bool batchsql_build_insert(struct obuf *ob, struct batchsql_row *const *rows, size_t n);
+
+/*
+ * Like batchsql_build_insert, between Query("BEGIN") and Query("COMMIT").
+ * All of it may be sent at once: when the INSERT fails, the server aborts
+ * the transaction and answers COMMIT with the tag "ROLLBACK", so the rows
+ * are durable exactly when the last CommandComplete says "COMMIT".
+ */
+bool batchsql_build_transaction(struct obuf *ob, struct batchsql_row *const *rows, size_t n);
+
+/*
+ * Appends row's request as its client sent it, for the one-by-one
+ * fallback: Query(sql), or Parse (unnamed, the client's n_types OIDs),
+ * Bind (the client's body), Execute (unnamed, no limit) and Sync. Errors
+ * then carry the positions and messages the client would have had alone.
+ * Returns false, with ob as it was, when ob's limit would be exceeded.
+ */
+bool batchsql_build_single(struct obuf *ob, const struct batchsql_row *row);
+
+/*
+ * Reads a CommandComplete tag (NUL-terminated) of the form "INSERT 0 N".
+ * Returns true and *rows = N for exactly that form, false for anything else
+ * (another command, a non-zero OID, a malformed or overflowing count).
+ */
+bool batchsql_command_rows(const char *tag, uint64_t *rows);
+
+#endif
