@@ -99,6 +99,51 @@ static void pstmt_send_parse(struct server *s, struct replyq *q, const struct st
 	replyq_push(q, RQ_PARSE, own, def->id, client_name, strlen(client_name));
 }
 
+/*
+ * The client's statement name (NUL-terminated in the message), prepared on
+ * s if s lacks it, with its server-side name in server_name; NULL when the
+ * client has no such statement: the message then goes as it is (*act).
+ */
+static struct prepared_stmt *pstmt_resolve(struct client *c, struct server *s, struct replyq *q,
+					   const char *name, char server_name[STMTREG_NAME_MAX],
+					   enum conn_action *act)
+{
+	struct prepared_stmt *st = c->prepared != NULL ? prepared_lookup(c->prepared, name) : NULL;
+	if (st == NULL) {
+		/* The server gives PostgreSQL's own error (or finds an SQL PREPARE of it). */
+		*act = CONN_FORWARD;
+		return NULL;
+	}
+	conn_adopt_pending(&s->conn);
+	if (!stmtcache_touch(&s->statements, st->def->id))
+		pstmt_send_parse(s, q, st->def, true, st->name);
+	stmtreg_name(st->def->id, server_name);
+	return st;
+}
+
+/*
+ * A Parse of a name the client uses: the server parses the new text under
+ * the existing statement's name and refuses it as PostgreSQL refuses it
+ * (a syntax error first, else 42P05), with the client's name put back.
+ */
+static enum conn_action pstmt_parse_duplicate(struct client *c, struct server *s,
+					      struct replyq *q, struct prepared_stmt *st,
+					      const uint8_t *msg, uint32_t total)
+{
+	char server_name[STMTREG_NAME_MAX];
+	enum conn_action act;
+	pstmt_resolve(c, s, q, st->name, server_name, &act);
+	size_t old_len = strlen(st->name) + 1, new_len = strlen(server_name) + 1;
+	const uint8_t *rest = msg + PROTO_HEADER_LEN + old_len;
+	obuf_put_u8(&s->conn.out, 'P');
+	obuf_put_u32(&s->conn.out, (uint32_t)(total - 1 - old_len + new_len));
+	obuf_put(&s->conn.out, server_name, new_len);
+	obuf_put(&s->conn.out, rest, (size_t)(msg + total - rest));
+	replyq_push(q, RQ_PARSE, false, st->def->id, st->name, old_len - 1);
+	replyq_mark_duplicate(q);
+	return CONN_CONSUMED;
+}
+
 static enum conn_action pstmt_on_parse(struct worker *w, struct client *c, struct server *s,
 				       struct replyq *q, const uint8_t *msg, uint32_t total,
 				       uint32_t avail)
@@ -126,9 +171,7 @@ static enum conn_action pstmt_on_parse(struct worker *w, struct client *c, struc
 	case PREPARED_MALFORMED:
 		break; /* the server answers it as it should */
 	case PREPARED_EXISTS:
-		snprintf(text, sizeof(text), "prepared statement \"%.100s\" already exists",
-			 st->name);
-		return pstmt_fail(c, q, "42P05", text);
+		return pstmt_parse_duplicate(c, s, q, st, msg, total);
 	case PREPARED_TOO_MANY:
 		snprintf(text, sizeof(text),
 			 "too many prepared statements (max_client_prepared_statements = %d)",
@@ -149,29 +192,6 @@ static enum conn_action pstmt_on_parse(struct worker *w, struct client *c, struc
 	}
 	replyq_push(q, RQ_PARSE, false, 0, NULL, 0);
 	return CONN_FORWARD;
-}
-
-/*
- * The client's statement name (NUL-terminated in the message), prepared on
- * s if s lacks it, with its server-side name in server_name; NULL when the
- * client has no such statement (the failure is answered, *act says how).
- */
-static struct prepared_stmt *pstmt_resolve(struct client *c, struct server *s, struct replyq *q,
-					   const char *name, char server_name[STMTREG_NAME_MAX],
-					   enum conn_action *act)
-{
-	struct prepared_stmt *st = c->prepared != NULL ? prepared_lookup(c->prepared, name) : NULL;
-	if (st == NULL) {
-		char text[160];
-		snprintf(text, sizeof(text), "prepared statement \"%.100s\" does not exist", name);
-		*act = pstmt_fail(c, q, "26000", text);
-		return NULL;
-	}
-	conn_adopt_pending(&s->conn);
-	if (!stmtcache_touch(&s->statements, st->def->id))
-		pstmt_send_parse(s, q, st->def, true, st->name);
-	stmtreg_name(st->def->id, server_name);
-	return st;
 }
 
 static enum conn_action pstmt_on_bind(struct worker *w, struct client *c, struct server *s,
@@ -197,8 +217,10 @@ static enum conn_action pstmt_on_bind(struct worker *w, struct client *c, struct
 	enum conn_action act = CONN_SKIP;
 	char server_name[STMTREG_NAME_MAX];
 	struct prepared_stmt *st = pstmt_resolve(c, s, q, name, server_name, &act);
-	if (st == NULL)
+	if (st == NULL) {
+		replyq_push(q, RQ_BIND, false, 0, NULL, 0);
 		return act;
+	}
 	size_t portal_len = strlen(portal) + 1, old_len = strlen(name) + 1;
 	size_t new_len = strlen(server_name) + 1;
 	uint32_t head = (uint32_t)(PROTO_HEADER_LEN + portal_len + old_len);
@@ -226,8 +248,10 @@ static enum conn_action pstmt_on_describe(struct client *c, struct server *s, st
 	enum conn_action act = CONN_SKIP;
 	char server_name[STMTREG_NAME_MAX];
 	struct prepared_stmt *st = pstmt_resolve(c, s, q, name, server_name, &act);
-	if (st == NULL)
+	if (st == NULL) {
+		replyq_push(q, RQ_DESCRIBE_STMT, false, 0, NULL, 0);
 		return act;
+	}
 	obuf_msg_begin(&s->conn.out, 'D');
 	obuf_put_u8(&s->conn.out, 'S');
 	obuf_put_str(&s->conn.out, server_name);

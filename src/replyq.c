@@ -70,6 +70,12 @@ bool replyq_push(struct replyq *q, enum replyq_kind kind, bool own, uint64_t stm
 	return replyq_append(q, &e);
 }
 
+void replyq_mark_duplicate(struct replyq *q)
+{
+	if (q->count > 0)
+		q->ring[(q->head + q->count - 1) % REPLYQ_MAX].duplicate = true;
+}
+
 bool replyq_push_synth(struct replyq *q, const void *msg, size_t len)
 {
 	if (q->skipping && q->count == 0)
@@ -145,7 +151,7 @@ void replyq_on_message(struct replyq *q, uint8_t type, struct replyq_reply *out)
 	if (type == 'E' && e->kind != RQ_QUERY && e->kind != RQ_FUNCTION && e->kind != RQ_SYNC) {
 		/* The client hears of a failure even in pgsluice's own Parse: its Bind fails. */
 		out->verdict = REPLYQ_FORWARD;
-		out->failed_parse = e->kind == RQ_PARSE;
+		out->failed_parse = e->kind == RQ_PARSE && !e->duplicate;
 		replyq_pop(q);
 		replyq_skip_to_sync(q);
 		return;

@@ -44,6 +44,7 @@ struct replyq_entry {
 	uint8_t kind;       /* enum replyq_kind */
 	bool own;           /* injected by pgsluice: its reply is swallowed */
 	bool half;          /* RQ_DESCRIBE_STMT: ParameterDescription seen */
+	bool duplicate;     /* RQ_PARSE of a name in use: its error leaves the statement */
 	uint64_t stmt_id;   /* the shared statement the message names, 0 none */
 	uint32_t data_off, data_len; /* the client's statement name, or the synthetic bytes */
 };
@@ -69,7 +70,8 @@ struct replyq_reply {
 	uint32_t name_len;
 	enum replyq_kind kind;
 	bool own;           /* pgsluice sent the answered message */
-	bool failed_parse;  /* an ErrorResponse to a Parse: the server lacks stmt_id */
+	bool failed_parse;  /* an ErrorResponse to a Parse that created nothing: the
+			     * server lacks stmt_id (not for a duplicate's Parse) */
 };
 
 /* Empties q / frees its buffer. */
@@ -99,6 +101,9 @@ static inline bool replyq_has_room(const struct replyq *q, uint32_t n)
  */
 bool replyq_push(struct replyq *q, enum replyq_kind kind, bool own, uint64_t stmt_id,
 		 const char *name, size_t name_len);
+
+/* Marks the entry pushed last as a Parse of a name already in use. */
+void replyq_mark_duplicate(struct replyq *q);
 
 /* An answer pgsluice makes itself (at most REPLYQ_SYNTH_MAX bytes), queued
  * behind what is owed (copied). */

@@ -313,9 +313,11 @@ static void core_check_protocols(const char *mode)
 		PQclear(r);
 	}
 	if (in_transaction) {
+		/* Prepared on the server the transaction runs on (under transaction pooling
+		 * with a name of pgsluice's own: doc/session-state.md). */
 		core_assert_value(c,
-				  "SELECT count(*) FROM pg_prepared_statements "
-				  "WHERE name = 'add_one'",
+				  "SELECT count(*) FROM pg_prepared_statements WHERE statement = "
+				  "'SELECT $1::int + 1, inet_server_port(), pg_is_in_recovery()'",
 				  "1");
 		core_exec(c, "COMMIT");
 	}
