@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "classify.h"
+#include "cancel.h"
 #include "client.h"
 #include "log.h"
 #include "metrics.h"
@@ -1471,7 +1472,7 @@ void admin_login(struct worker *w, struct client *c)
 		return;
 	}
 	c->is_admin = true;
-	worker_register_cancel(w, c);
+	cancel_register(w, c);
 	struct obuf *ob = &c->conn.out;
 	const char *encoding = params_get(&c->params, "client_encoding");
 	const char *app = params_get(&c->params, "application_name");

@@ -18,6 +18,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "cancel.h"
 #include "health.h"
 #include "classify.h"
 #include "log.h"
@@ -142,7 +143,7 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 	if (c->pool != NULL && c->state != CLIENT_STARTUP && c->state != CLIENT_AUTH)
 		c->pool->n_clients--;
 	struct pool *p = c->pool;
-	worker_unregister_cancel(w, c);
+	cancel_unregister(w, c);
 	list_del(&c->node);
 	conn_close(&c->conn);
 	auth_clear(c);
@@ -281,7 +282,7 @@ void client_on_unlinked(struct worker *w, struct client *c)
 	c->last_activity = ev_now(w->loop);
 	if (conn_buffered(&c->conn) > 0)
 		client_defer(w, c);
-	if (w->shutting_down)
+	if (w->closing_clients)
 		client_defer(w, c);
 }
 
@@ -360,7 +361,7 @@ static void client_login(struct worker *w, struct client *c)
 	c->rename_statements = c->mode != POOL_SESSION && w->cfg->max_prepared_statements > 0;
 	const struct user_conf *uc = config_find_user(w->cfg, c->user);
 	c->read_routing = uc != NULL && uc->read_routing_set ? uc->read_routing : db->read_routing;
-	worker_register_cancel(w, c);
+	cancel_register(w, c);
 	client_set_state(c, CLIENT_WELCOME);
 	if (c->pool->have_welcome && c->pool->welcome_key == c->startup_key) {
 		client_finish_welcome(w, c);
@@ -389,11 +390,14 @@ static void client_after_auth(struct worker *w, struct client *c, enum auth_resu
 /* A CancelRequest: forward it to the server running that client's query. */
 static void client_handle_cancel(struct worker *w, struct client *c, uint32_t pid, uint32_t key)
 {
-	struct client *target = worker_find_cancel(w, pid, key);
-	if (target == NULL) {
+	struct client *target = cancel_find(w, pid, key);
+	uint32_t slot = cancel_key_slot(pid);
+	if (target == NULL && w->cfg->so_reuseport && slot != w->instance_slot) {
+		cancel_forward_to_peer(w, slot, pid, key);
+	} else if (target == NULL) {
 		log_debug("client %s: cancel request for an unknown key", c->addr);
 	} else if (target->server != NULL && target->server->expect_rfq > 0) {
-		worker_send_cancel(w, target->server);
+		cancel_server_query(w, target->server);
 	} else if (target->state == CLIENT_WAITING) {
 		pool_cancel_wait(target);
 		client_fail_request(w, target, "57014", "canceling statement due to user request");
@@ -436,6 +440,10 @@ static bool client_read_startup(struct worker *w, struct client *c)
 		}
 		if (st.code == PROTO_CANCEL_REQUEST) {
 			client_handle_cancel(w, c, st.cancel_pid, st.cancel_key);
+			return false;
+		}
+		if (w->shutting_down) {
+			client_fatal(w, c, "57P01", "pgsluice is shutting down");
 			return false;
 		}
 		if (c->refusing) {
@@ -579,7 +587,7 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 	    querylog_active(w))
 		return CONN_NEED_ALL;
 	if (c->state == CLIENT_IDLE) {
-		if (w->shutting_down && !c->in_transaction) {
+		if (w->closing_clients && !c->in_transaction) {
 			client_fatal(w, c, "57P01", "pgsluice is shutting down");
 			return CONN_GONE;
 		}
@@ -741,7 +749,7 @@ void client_run_deferred(struct worker *w)
 			client_close(w, c, "login failed");
 			continue;
 		}
-		if (w->shutting_down && c->state == CLIENT_IDLE && !c->in_transaction &&
+		if (w->closing_clients && c->state == CLIENT_IDLE && !c->in_transaction &&
 		    conn_buffered(&c->conn) == 0 && !c->fail_pending) {
 			client_fatal(w, c, "57P01", "pgsluice is shutting down");
 			continue;
@@ -802,7 +810,7 @@ void client_janitor(struct worker *w, ev_tstamp now)
 		case CLIENT_IDLE:
 			if (c->in_transaction)
 				break;
-			if (w->shutting_down && !c->fail_pending)
+			if (w->closing_clients && !c->fail_pending)
 				client_fatal(w, c, "57P01", "pgsluice is shutting down");
 			else if (cfg->client_idle_timeout > 0 &&
 				 idle > (double)cfg->client_idle_timeout / 1e6)
@@ -815,13 +823,13 @@ void client_janitor(struct worker *w, ev_tstamp now)
 			    idle > (double)cfg->idle_transaction_timeout / 1e6) {
 				client_fatal(w, c, "25P03",
 					     "idle_transaction_timeout: closing idle-in-transaction connection");
-			} else if (waits_on_client && !c->in_transaction && w->shutting_down) {
+			} else if (waits_on_client && !c->in_transaction && w->closing_clients) {
 				client_fatal(w, c, "57P01", "pgsluice is shutting down");
 			} else if (s != NULL && s->expect_rfq > 0 && cfg->query_timeout > 0 &&
 				   now - s->query_start > (double)cfg->query_timeout / 1e6) {
 				log_info("client %s: query_timeout: cancelling its query", c->addr);
 				s->query_start = now; /* one cancel per timeout period */
-				worker_send_cancel(w, s);
+				cancel_server_query(w, s);
 			} else if (waits_on_client && !c->in_transaction &&
 				   cfg->client_idle_timeout > 0 &&
 				   idle > (double)cfg->client_idle_timeout / 1e6) {

@@ -47,6 +47,7 @@ static const char *const replica_fallback_names[] = {"primary", "error", NULL};
 static const char *const route_unknown_names[] = {"primary", "replica", NULL};
 static const char *const read_your_writes_names[] = {"off", "client", "global", NULL};
 static const char *const slow_query_explain_names[] = {"off", "plan", "analyze", NULL};
+static const char *const shutdown_drain_names[] = {"transactions", "clients", NULL};
 
 /* offsetof(struct config, f), refused at compile time unless f has type T. */
 #define FIELD(f, T)                                                                                \
@@ -79,9 +80,11 @@ const struct cfg_key config_keys[] = {
 	      "Directory of the unix socket; empty = no unix socket"),
 	K_INT(listen_backlog, "128", false, 1, 65535,
 	      "Length of the kernel's queue of pending connections"),
+	K_BOOL(so_reuseport, "off", false,
+	       "Several pgsluice processes share the TCP port; cancels reach the right one"),
 	K_STR(logfile, "", true, "Log file; empty = standard error"),
 	K_STR(pidfile, "", false, "File that receives the process id; empty = none"),
-	K_BOOL(syslog, "off", false, "Also send the log to syslog"),
+	K_BOOL(syslog, "off", true, "Also send the log to syslog"),
 	K_INT(verbose, "0", true, 0, 3,
 	      "Log detail: 0 = notices and errors, 1 to 3 = ever more debug output"),
 	K_BOOL(log_connections, "on", true, "Log every successful client login"),
@@ -123,7 +126,9 @@ const struct cfg_key config_keys[] = {
 	      "Clients idle this long outside a transaction are closed; 0 = never"),
 	K_DUR(idle_transaction_timeout, "0",
 	      "Clients idle this long inside a transaction are closed; 0 = never"),
-	K_DUR(shutdown_timeout, "30s", "On SIGTERM, how long running transactions may still take"),
+	K_DUR(shutdown_timeout, "30s", "On SIGTERM, how long clients are still served"),
+	K_ENUM(shutdown_drain, "transactions", true, shutdown_drain_names,
+	       "On SIGTERM close each client after its transaction, or serve clients until they leave"),
 	K_STR(server_reset_query, "DISCARD ALL", true,
 	      "Run on a server before the next client gets it (session pooling); empty = none"),
 	K_BOOL(server_reset_query_always, "off", true,

@@ -22,6 +22,8 @@ enum primary_reads { PRIMARY_READS_OFF, PRIMARY_READS_ON, PRIMARY_READS_FALLBACK
 enum replica_fallback { REPLICA_FALLBACK_PRIMARY, REPLICA_FALLBACK_ERROR };
 enum route_unknown { ROUTE_UNKNOWN_PRIMARY, ROUTE_UNKNOWN_REPLICA };
 enum read_your_writes { RYW_OFF, RYW_CLIENT, RYW_GLOBAL };
+/* SIGTERM: close clients as their transactions end, or serve them until they leave. */
+enum shutdown_drain { DRAIN_TRANSACTIONS, DRAIN_CLIENTS };
 
 enum slow_query_explain { EXPLAIN_OFF, EXPLAIN_PLAN, EXPLAIN_ANALYZE };
 
@@ -103,6 +105,7 @@ struct config {
 	int listen_port;
 	char *unix_socket_dir;
 	int listen_backlog;
+	bool so_reuseport;
 	char *logfile;
 	char *pidfile;
 	bool syslog;
@@ -134,6 +137,7 @@ struct config {
 	int64_t client_idle_timeout;
 	int64_t idle_transaction_timeout;
 	int64_t shutdown_timeout;
+	int shutdown_drain; /* enum shutdown_drain */
 
 	char *server_reset_query;
 	bool server_reset_query_always;

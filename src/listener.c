@@ -1,5 +1,12 @@
 /*
  * listener.c - listening sockets and accept (listener.h).
+ *
+ * With so_reuseport each process of a group binds the TCP port with
+ * SO_REUSEPORT (the kernel spreads new connections over them) and claims an
+ * instance slot by binding the abstract unix socket named after the port and
+ * the slot: the first free name wins, atomically, and the socket is the
+ * process's peer socket, where the others pass on cancel requests. Those
+ * arrive as ordinary CancelRequest packets and take the client path.
  */
 #include "listener.h"
 
@@ -8,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "client.h"
 #include "log.h"
 
@@ -26,6 +35,8 @@ struct listener {
 	ev_io io;
 	bool paused;
 	bool is_unix;
+	dev_t dev; /* the unix socket file made, so that only this one is removed */
+	ino_t ino;
 	char name[128];
 };
 
@@ -65,7 +76,8 @@ static void listener_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 					NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 				snprintf(addr, sizeof(addr), "%s:%s", host, port);
 		}
-		if (w->shutting_down) {
+		/* The peer socket takes cancels for the clients still served. */
+		if (w->shutting_down && l != w->peer) {
 			client_refuse(fd, "57P01", "pgsluice is shutting down");
 			continue;
 		}
@@ -122,6 +134,13 @@ static bool listener_open_tcp(struct worker *w, const char *host, int port)
 			continue;
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (w->cfg->so_reuseport &&
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+			log_error("so_reuseport: %s", strerror(errno));
+			close(fd);
+			freeaddrinfo(res);
+			return false;
+		}
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		char name[96], h[64];
@@ -151,7 +170,8 @@ static bool listener_open_unix(struct worker *w, const char *dir, int port)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return false;
-	/* A socket file left by a crashed run would block the bind. */
+	/* A socket file left by a crashed run would block the bind; with so_reuseport
+	 * the newest process of the group takes the file over. */
 	unlink(sun.sun_path);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
 	    listen(fd, w->cfg->listen_backlog) < 0) {
@@ -160,12 +180,68 @@ static bool listener_open_unix(struct worker *w, const char *dir, int port)
 		return false;
 	}
 	chmod(sun.sun_path, 0777);
-	return listener_add(w, fd, sun.sun_path, true);
+	struct stat st;
+	if (stat(sun.sun_path, &st) < 0 || !listener_add(w, fd, sun.sun_path, true))
+		return false;
+	w->listeners->dev = st.st_dev;
+	w->listeners->ino = st.st_ino;
+	return true;
+}
+
+socklen_t listener_peer_address(int port, uint32_t slot, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	/* Abstract namespace (leading NUL): no file to clean up after a crash. */
+	int n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "pgsluice.%d.%u", port, slot);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+bool listener_open_peer(struct worker *w)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("so_reuseport: peer socket: %s", strerror(errno));
+		return false;
+	}
+	for (uint32_t slot = 0; slot < CANCEL_SLOTS; slot++) {
+		struct sockaddr_un sun;
+		socklen_t len = listener_peer_address(w->cfg->listen_port, slot, &sun);
+		if (bind(fd, (struct sockaddr *)&sun, len) < 0) {
+			if (errno == EADDRINUSE)
+				continue;
+			break;
+		}
+		if (listen(fd, w->cfg->listen_backlog) < 0)
+			break;
+		struct listener *l = calloc(1, sizeof(*l));
+		if (l == NULL)
+			break;
+		l->w = w;
+		l->fd = fd;
+		l->is_unix = true;
+		snprintf(l->name, sizeof(l->name), "@%s", sun.sun_path + 1);
+		ev_io_init(&l->io, listener_on_accept, fd, EV_READ);
+		l->io.data = l;
+		ev_io_start(w->loop, &l->io);
+		w->peer = l;
+		w->instance_slot = slot;
+		log_info("so_reuseport: instance slot %u of port %d (peer socket %s)", slot,
+			 w->cfg->listen_port, l->name);
+		return true;
+	}
+	log_error("so_reuseport: no free instance slot for port %d (%d processes at most): %s",
+		  w->cfg->listen_port, CANCEL_SLOTS, strerror(errno));
+	close(fd);
+	return false;
 }
 
 bool listener_open_all(struct worker *w)
 {
 	const struct config *cfg = w->cfg;
+	/* The slot first: every cancel key handed out names it. */
+	if (cfg->so_reuseport && w->peer == NULL && !listener_open_peer(w))
+		return false;
 	if (cfg->listen_addr != NULL) {
 		char *list = strdup(cfg->listen_addr);
 		if (list == NULL)
@@ -190,17 +266,32 @@ bool listener_open_all(struct worker *w)
 	return true;
 }
 
+static void listener_free(struct worker *w, struct listener *l)
+{
+	ev_io_stop(w->loop, &l->io);
+	struct stat st;
+	/* Under so_reuseport a newer process may have made the file since. */
+	if (l->is_unix && l->ino != 0 && stat(l->name, &st) == 0 && st.st_dev == l->dev &&
+	    st.st_ino == l->ino)
+		unlink(l->name);
+	close(l->fd);
+	free(l);
+}
+
 void listener_close_all(struct worker *w)
 {
 	while (w->listeners != NULL) {
 		struct listener *l = w->listeners;
 		w->listeners = l->next;
-		ev_io_stop(w->loop, &l->io);
-		if (l->is_unix)
-			unlink(l->name);
-		close(l->fd);
-		free(l);
+		listener_free(w, l);
 	}
+}
+
+void listener_close_peer(struct worker *w)
+{
+	if (w->peer != NULL)
+		listener_free(w, w->peer);
+	w->peer = NULL;
 }
 
 void listener_resume_all(struct worker *w)

@@ -3,8 +3,8 @@
  *
  * pgsluice [-d] [--check] [--version] [--help] CONFIG.ini
  * SIGHUP reloads the configuration and reopens the log file; SIGUSR2
- * reopens the log file only; SIGTERM shuts down gracefully (running
- * transactions finish, bounded by shutdown_timeout); SIGINT stops at once.
+ * reopens the log file only; SIGTERM shuts down gracefully (clients leave
+ * as shutdown_drain says, bounded by shutdown_timeout); SIGINT stops at once.
  */
 #include <errno.h>
 #include <ev.h>
@@ -73,14 +73,28 @@ static bool write_pidfile(const char *path)
 	return ok;
 }
 
-/* Forks into the background; the parent exits once the child is set up. */
-static bool daemonize(void)
+/*
+ * Forks into the background. The command returns only once the daemon is
+ * listening (exit 0) or has failed to start (exit 1, its errors already
+ * printed): the daemon reports through *ready_fd with daemon_ready().
+ */
+static bool daemonize(int *ready_fd)
 {
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return false;
 	pid_t pid = fork();
 	if (pid < 0)
 		return false;
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		close(pipefd[1]);
+		char ok = 0;
+		ssize_t n;
+		while ((n = read(pipefd[0], &ok, 1)) < 0 && errno == EINTR)
+			;
+		_exit(n == 1 && ok == '1' ? 0 : 1);
+	}
+	close(pipefd[0]);
 	if (setsid() < 0)
 		return false;
 	pid = fork();
@@ -88,6 +102,13 @@ static bool daemonize(void)
 		return false;
 	if (pid > 0)
 		_exit(0);
+	*ready_fd = pipefd[1];
+	return true;
+}
+
+/* Tells the waiting command the daemon is up and detaches from the terminal. */
+static void daemon_ready(int ready_fd)
+{
 	int fd = open("/dev/null", O_RDWR);
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
@@ -96,7 +117,9 @@ static bool daemonize(void)
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
-	return true;
+	if (write(ready_fd, "1", 1) != 1)
+		log_warning("could not tell the starting command that pgsluice is up");
+	close(ready_fd);
 }
 
 struct daemon_state {
@@ -204,7 +227,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "could not open log file \"%s\": %s\n", cfg->logfile, strerror(errno));
 		return 1;
 	}
-	if (daemon && !daemonize()) {
+	int ready_fd = -1;
+	if (daemon && !daemonize(&ready_fd)) {
 		log_error("could not daemonize: %s", strerror(errno));
 		return 1;
 	}
@@ -228,6 +252,8 @@ int main(int argc, char **argv)
 	start_signal(loop, &d->sigint, on_sigint, SIGINT, d);
 	start_signal(loop, &d->sigusr2, on_sigusr2, SIGUSR2, d);
 	log_info("pgsluice %s started (pid %d)", PACKAGE_VERSION, (int)getpid());
+	if (ready_fd >= 0)
+		daemon_ready(ready_fd);
 	ev_run(loop, 0);
 	char *pidfile = d->worker.cfg->pidfile != NULL ? strdup(d->worker.cfg->pidfile) : NULL;
 	worker_destroy(&d->worker);

@@ -856,6 +856,9 @@ bool metrics_start(struct worker *w)
 			continue;
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* A process taking over with so_reuseport binds while the old one drains. */
+		if (w->cfg->so_reuseport)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
 		    listen(fd, METRICS_MAX_CONNS) < 0) {
 			err = errno;

@@ -238,7 +238,7 @@ void pool_release(struct worker *w, struct server *s)
 		     p->db->removed ||
 		     (w->cfg->server_lifetime > 0 &&
 		      now - s->opened_at > (double)w->cfg->server_lifetime / 1e6);
-	if (stale || (w->shutting_down && list_empty(&p->waiting))) {
+	if (stale || (w->closing_clients && list_empty(&p->waiting))) {
 		server_close(w, s, "released stale server", false);
 		return;
 	}

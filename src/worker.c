@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "client.h"
 #include "health.h"
 #include "listener.h"
@@ -258,106 +259,6 @@ static void worker_apply_databases(struct worker *w)
 	}
 }
 
-/* ----- cancel keys ----- */
-
-static uint32_t cancel_slot(const struct worker *w, uint32_t pid)
-{
-	return (pid * 2654435761u) & (w->cancel_table_size - 1);
-}
-
-void worker_register_cancel(struct worker *w, struct client *c)
-{
-	uint8_t rnd[4];
-	/* The pid half only has to be unique; the key half must be unguessable. */
-	do {
-		c->cancel_pid = ++w->next_cancel_pid & 0x7fffffff;
-	} while (c->cancel_pid == 0);
-	if (!password_random_bytes(rnd, sizeof(rnd)))
-		memset(rnd, 0, sizeof(rnd));
-	c->cancel_key = proto_get_u32(rnd);
-	uint32_t slot = cancel_slot(w, c->cancel_pid);
-	c->cancel_next = w->cancel_table[slot];
-	w->cancel_table[slot] = c;
-}
-
-void worker_unregister_cancel(struct worker *w, struct client *c)
-{
-	if (c->cancel_pid == 0)
-		return;
-	struct client **pp = &w->cancel_table[cancel_slot(w, c->cancel_pid)];
-	while (*pp != NULL && *pp != c)
-		pp = &(*pp)->cancel_next;
-	if (*pp == c)
-		*pp = c->cancel_next;
-	c->cancel_pid = 0;
-}
-
-struct client *worker_find_cancel(struct worker *w, uint32_t pid, uint32_t key)
-{
-	for (struct client *c = w->cancel_table[cancel_slot(w, pid)]; c != NULL; c = c->cancel_next)
-		if (c->cancel_pid == pid && c->cancel_key == key)
-			return c;
-	return NULL;
-}
-
-static void cancel_free(struct worker *w, struct cancel_req *cr)
-{
-	ev_io_stop(w->loop, &cr->io);
-	close(cr->fd);
-	list_del(&cr->node);
-	free(cr);
-}
-
-static void cancel_on_writable(struct ev_loop *loop, ev_io *io, int revents)
-{
-	(void)loop;
-	(void)revents;
-	struct cancel_req *cr = io->data;
-	struct worker *w = (struct worker *)ev_userdata(loop);
-	ssize_t n = send(cr->fd, cr->packet, sizeof(cr->packet), MSG_NOSIGNAL);
-	if (n != (ssize_t)sizeof(cr->packet))
-		log_warning("could not send a cancel request: %s",
-			    n < 0 ? strerror(errno) : "short write");
-	cancel_free(w, cr);
-}
-
-void worker_send_cancel(struct worker *w, struct server *server)
-{
-	struct cancel_req *cr = calloc(1, sizeof(*cr));
-	if (cr == NULL)
-		return;
-	struct obuf ob;
-	obuf_init(&ob, sizeof(cr->packet));
-	proto_put_cancel(&ob, server->backend_pid, server->backend_key);
-	memcpy(cr->packet, ob.data, sizeof(cr->packet));
-	obuf_free(&ob);
-	/* A fresh connection to the same server, opened like any other. */
-	char addr[64];
-	cr->fd = -1;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	if (getpeername(server->conn.fd, (struct sockaddr *)&ss, &sl) == 0) {
-		cr->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (cr->fd >= 0 && connect(cr->fd, (struct sockaddr *)&ss, sl) < 0 &&
-		    errno != EINPROGRESS && errno != EAGAIN) {
-			close(cr->fd);
-			cr->fd = -1;
-		}
-	}
-	snprintf(addr, sizeof(addr), "%s", server_describe(server));
-	if (cr->fd < 0) {
-		log_warning("could not connect to %s to cancel a query: %s", addr, strerror(errno));
-		free(cr);
-		return;
-	}
-	cr->started = ev_now(w->loop);
-	ev_io_init(&cr->io, cancel_on_writable, cr->fd, EV_WRITE);
-	cr->io.data = cr;
-	ev_io_start(w->loop, &cr->io);
-	list_add_tail(&w->cancels, &cr->node);
-	log_debug("cancel request sent to %s", addr);
-}
-
 /* ----- janitor ----- */
 
 static void worker_on_janitor(struct ev_loop *loop, ev_timer *t, int revents)
@@ -382,12 +283,7 @@ static void worker_on_janitor(struct ev_loop *loop, ev_timer *t, int revents)
 		if (db->removed && list_empty(&db->pools))
 			database_free(w, db);
 	}
-	list_for_each_safe(dpos, dtmp, &w->cancels)
-	{
-		struct cancel_req *cr = list_entry(dpos, struct cancel_req, node);
-		if (now - cr->started > (double)w->cfg->server_connect_timeout / 1e6)
-			cancel_free(w, cr);
-	}
+	cancel_expire(w, now);
 	listener_resume_all(w);
 	double period = (double)w->cfg->stats_period / 1e6;
 	if (period > 0 && now - w->stats_period_start >= period) {
@@ -430,13 +326,8 @@ bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 	list_init(&w->cancels);
 	list_init(&w->deferred);
 	stmtreg_init(&w->statements);
-	w->cancel_table_size = 1u << 14;
-	w->cancel_table = calloc(w->cancel_table_size, sizeof(*w->cancel_table));
-	if (w->cancel_table == NULL)
+	if (!cancel_init(w))
 		return false;
-	uint8_t rnd[4];
-	if (password_random_bytes(rnd, sizeof(rnd)))
-		w->next_cancel_pid = proto_get_u32(rnd) & 0xffffff;
 	worker_apply_databases(w);
 	if (!router_configure(w) || !querylog_configure(w))
 		return false;
@@ -485,18 +376,25 @@ char *worker_reload_from_file(struct worker *w)
 
 void worker_begin_shutdown(struct worker *w)
 {
-	if (w->shutting_down)
+	if (w->shutting_down) {
+		if (!w->closing_clients)
+			log_info("shutting down: now closing clients as their transactions end");
+		w->closing_clients = true;
 		return;
+	}
 	w->shutting_down = true;
+	w->closing_clients = w->cfg->shutdown_drain == DRAIN_TRANSACTIONS;
 	w->shutdown_deadline = ev_now(w->loop) + (double)w->cfg->shutdown_timeout / 1e6;
 	listener_close_all(w);
-	log_info("shutting down: waiting for %d clients to finish (shutdown_timeout %.1fs)",
-		 w->n_clients, (double)w->cfg->shutdown_timeout / 1e6);
+	log_info("shutting down: waiting for %d clients to %s (shutdown_timeout %.1fs)",
+		 w->n_clients, w->closing_clients ? "finish their transactions" : "disconnect",
+		 (double)w->cfg->shutdown_timeout / 1e6);
 }
 
 void worker_close_all(struct worker *w)
 {
 	listener_close_all(w);
+	listener_close_peer(w);
 	health_stop(w);
 	while (!list_empty(&w->clients)) {
 		struct client *c = list_entry(list_first(&w->clients), struct client, node);
@@ -524,8 +422,6 @@ void worker_close_all(struct worker *w)
 		}
 		database_free(w, db);
 	}
-	while (!list_empty(&w->cancels))
-		cancel_free(w, list_entry(list_first(&w->cancels), struct cancel_req, node));
 }
 
 void worker_destroy(struct worker *w)
@@ -534,7 +430,7 @@ void worker_destroy(struct worker *w)
 	worker_close_all(w);
 	ev_timer_stop(w->loop, &w->janitor);
 	ev_prepare_stop(w->loop, &w->deferred_watcher);
-	free(w->cancel_table);
+	cancel_destroy(w);
 	querylog_free(w);
 	stmtreg_free(&w->statements);
 	router_free(w);

@@ -245,15 +245,6 @@ struct client {
 	char addr[64];
 };
 
-/* One pending cancel toward a server. */
-struct cancel_req {
-	struct list_head node;
-	int fd;
-	ev_io io;
-	uint8_t packet[16];
-	ev_tstamp started;
-};
-
 struct worker {
 	struct ev_loop *loop;
 	struct config *cfg;
@@ -277,10 +268,12 @@ struct worker {
 	struct stmtreg statements; /* distinct named statements of all clients (pstmt.c) */
 	ev_timer janitor;
 	ev_timer health_timer;    /* health.c: the probe tick */
+	struct listener *peer;    /* so_reuseport: where the group passes on cancels */
+	uint32_t instance_slot;   /* this process's slot in its so_reuseport group */
 	uint32_t next_cancel_pid;
-	struct client **cancel_table; /* chained by cancel_pid */
-	uint32_t cancel_table_size;
+	struct client **cancel_table; /* cancel.c: clients chained by cancel_pid */
 	bool shutting_down;
+	bool closing_clients; /* shutting down: clients go as their transactions end */
 	ev_tstamp shutdown_deadline;
 	bool stop_requested;
 };
@@ -304,7 +297,11 @@ void worker_reload(struct worker *w, struct config *cfg, struct userlist *users)
  */
 char *worker_reload_from_file(struct worker *w);
 
-/* Stops accepting; clients leave after their transactions (graceful). */
+/*
+ * Stops accepting. With shutdown_drain = transactions clients are closed as
+ * their transactions end; with clients they are served until they leave. A
+ * second call turns the latter into the former.
+ */
 void worker_begin_shutdown(struct worker *w);
 
 /* Closes everything at once. */
@@ -318,17 +315,5 @@ struct database *worker_find_database(struct worker *w, const char *name);
 
 /* Frees t when it was removed from the config and no pool uses it any more. */
 void worker_free_target_if_unused(struct worker *w, struct target *t);
-
-/* Registers c under a fresh cancel key. */
-void worker_register_cancel(struct worker *w, struct client *c);
-
-/* Forgets c's cancel key. */
-void worker_unregister_cancel(struct worker *w, struct client *c);
-
-/* The client owning the key, or NULL. */
-struct client *worker_find_cancel(struct worker *w, uint32_t pid, uint32_t key);
-
-/* Sends a CancelRequest for server's running query, without blocking. */
-void worker_send_cancel(struct worker *w, struct server *server);
 
 #endif

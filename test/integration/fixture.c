@@ -92,7 +92,7 @@ bool fixture_direct_mode(void)
 	return v != NULL && strcmp(v, "1") == 0;
 }
 
-static void fixture_sleep(double seconds)
+void fixture_sleep(double seconds)
 {
 	struct timespec ts = { .tv_sec = (time_t)seconds,
 			       .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9) };
@@ -516,6 +516,21 @@ static bool fixture_port_accepts(int port)
 
 struct sluice *sluice_start(const char *global_extra, const char *databases_extra)
 {
+	return sluice_start_on_port(0, global_extra, databases_extra);
+}
+
+/* true once the daemon's log says it started (it listens by then). */
+static bool fixture_daemon_started(struct sluice *s)
+{
+	char *log = sluice_log(s);
+	bool started = strstr(log, " started (pid ") != NULL;
+	free(log);
+	return started;
+}
+
+struct sluice *sluice_start_on_port(int port, const char *global_extra,
+				    const char *databases_extra)
+{
 	fixture_cluster_start();
 	struct sluice *s = calloc(1, sizeof(*s));
 	ck_assert_msg(s != NULL, "out of memory");
@@ -535,7 +550,7 @@ struct sluice *sluice_start(const char *global_extra, const char *databases_extr
 	snprintf(s->log_path, sizeof(s->log_path), "%s/pgsluice.log", s->dir);
 
 	for (int attempt = 0; attempt < FIXTURE_PORT_ATTEMPTS; attempt++) {
-		s->port = fixture_free_port();
+		s->port = port > 0 ? port : fixture_free_port();
 		ck_assert_msg(s->port > 0, "no free port: %s", strerror(errno));
 		ck_assert_msg(fixture_write_config(s, global_extra, databases_extra),
 			      "cannot write %s", s->conf_path);
@@ -551,14 +566,16 @@ struct sluice *sluice_start(const char *global_extra, const char *databases_extr
 				exited = true;
 				break;
 			}
-			if (fixture_port_accepts(s->port))
+			/* A given port may already be served by another process. */
+			if (port > 0 ? fixture_daemon_started(s) : fixture_port_accepts(s->port))
 				return s;
 			fixture_sleep(0.02);
 		}
 		char *log = sluice_log(s);
 		if (exited) {
 			fixture_untrack(s->pid);
-			if (strstr(log, "in use") != NULL && attempt + 1 < FIXTURE_PORT_ATTEMPTS) {
+			if (port == 0 && strstr(log, "in use") != NULL &&
+			    attempt + 1 < FIXTURE_PORT_ATTEMPTS) {
 				free(log);
 				continue;
 			}

@@ -74,6 +74,13 @@ struct sluice {
 struct sluice *sluice_start(const char *global_extra, const char *databases_extra);
 
 /*
+ * As sluice_start(), on a given port (another pgsluice may serve it already, with
+ * so_reuseport): ready once its log says it started. port 0 = sluice_start().
+ */
+struct sluice *sluice_start_on_port(int port, const char *global_extra,
+				    const char *databases_extra);
+
+/*
  * Rewrite s's config with new extras (same port and files); send SIGHUP yourself.
  * Returns false when the file could not be written.
  */
@@ -125,6 +132,9 @@ int fixture_sh(const char *cmd, char *out, size_t cap);
 
 /* Return monotonic time in seconds. */
 double fixture_now(void);
+
+/* Sleep for seconds (fractions allowed). */
+void fixture_sleep(double seconds);
 
 /*
  * Stops replica i (0-based) with pg_ctl -m immediate (a crash, as far as

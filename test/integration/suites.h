@@ -14,6 +14,9 @@ Suite *differential_suite(void);
 Suite *health_suite(void);
 Suite *routing_suite(void);
 
+/* test_deploy.c: several processes on one port (so_reuseport), takeover under load. */
+Suite *deploy_suite(void);
+
 /* test_prepared.c: named prepared statements under transaction pooling. */
 Suite *prepared_suite(void);
 

@@ -141,8 +141,7 @@ START_TEST(not_reloadable_keys_are_exactly_the_listed_ones)
 {
 	static const char *const fixed[] = {
 		"listen_addr", "listen_port", "unix_socket_dir", "listen_backlog",
-		"pidfile",     "syslog",      "pkt_buf",	 "max_startup_packet",
-		"metrics_listen"};
+		"so_reuseport", "pidfile", "pkt_buf", "max_startup_packet", "metrics_listen"};
 	size_t n_fixed = 0;
 	for (const struct cfg_key *k = config_keys; k->name != NULL; k++) {
 		bool listed = false;

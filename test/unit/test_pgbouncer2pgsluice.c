@@ -192,6 +192,7 @@ START_TEST(includes_and_unsupported_features_are_reported)
 	ck_assert_int_eq(r.cfg->verbose, 3);
 	ck_assert_int_eq(r.cfg->auth_type, AUTH_MD5);
 	ck_assert_ptr_null(r.cfg->unix_socket_dir);
+	ck_assert(r.cfg->so_reuseport);
 	ck_assert_str_eq(config_find_db(r.cfg, "nohost")->host, "127.0.0.1");
 
 	migrate_assert_reported(&r, 3, "%include");
