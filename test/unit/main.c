@@ -22,6 +22,9 @@ int main(void)
 	srunner_add_suite(runner, scram_suite());
 	srunner_add_suite(runner, slowlog_suite());
 	srunner_add_suite(runner, userlist_suite());
+	srunner_add_suite(runner, authquery_suite());
+	srunner_add_suite(runner, hba_suite());
+	srunner_add_suite(runner, tls_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);
