@@ -70,7 +70,7 @@ void client_accept(struct worker *w, int fd, const char *addr, bool refusing)
 	params_init(&c->params);
 	obuf_init(&c->retry, RETRY_LIMIT);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
-	c->connected_at = c->last_activity = ev_now(w->loop);
+	c->connected_at = c->last_activity = c->last_read = ev_now(w->loop);
 	c->state = CLIENT_STARTUP;
 	c->refusing = refusing;
 	w->n_refusing += refusing;
@@ -773,6 +773,7 @@ static void client_on_readable(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	if (c->state == CLIENT_STARTUP && !client_read_startup(w, c))
 		return;
+	c->last_read = ev_now(w->loop);
 	if (c->state != CLIENT_STARTUP)
 		client_continue(w, c);
 }
@@ -800,6 +801,14 @@ void client_janitor(struct worker *w, ev_tstamp now)
 	{
 		struct client *c = list_entry(pos, struct client, node);
 		double idle = now - c->last_activity;
+		/* A message begun and not finished: streamed ones already hold a server. */
+		if (conn_awaits_rest(&c->conn) && c->state != CLIENT_STARTUP && c->state != CLIENT_AUTH &&
+		    cfg->client_stall_timeout > 0 &&
+		    now - c->last_read > (double)cfg->client_stall_timeout / 1e6) {
+			client_fatal(w, c, "57P05",
+				     "client_stall_timeout: client stopped in the middle of a message");
+			continue;
+		}
 		switch (c->state) {
 		case CLIENT_STARTUP:
 		case CLIENT_AUTH:

@@ -126,6 +126,8 @@ const struct cfg_key config_keys[] = {
 	      "Clients idle this long outside a transaction are closed; 0 = never"),
 	K_DUR(idle_transaction_timeout, "0",
 	      "Clients idle this long inside a transaction are closed; 0 = never"),
+	K_DUR(client_stall_timeout, "30s",
+	      "A client that stops sending in the middle of a message is closed after this; 0 = never"),
 	K_DUR(shutdown_timeout, "30s", "On SIGTERM, how long clients are still served"),
 	K_ENUM(shutdown_drain, "transactions", true, shutdown_drain_names,
 	       "On SIGTERM close each client after its transaction, or serve clients until they leave"),

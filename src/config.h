@@ -136,6 +136,7 @@ struct config {
 	int64_t client_login_timeout;
 	int64_t client_idle_timeout;
 	int64_t idle_transaction_timeout;
+	int64_t client_stall_timeout;
 	int64_t shutdown_timeout;
 	int shutdown_drain; /* enum shutdown_drain */
 

@@ -168,6 +168,20 @@ void conn_update_reading(struct conn *c)
 		ev_io_stop(c->worker->loop, &c->rio);
 }
 
+bool conn_awaits_rest(const struct conn *c)
+{
+	if (!ev_is_active(&c->rio))
+		return false;
+	uint32_t avail = c->in != NULL ? c->in->end - c->scan : 0;
+	if (c->msg_left > 0)
+		return avail == 0;
+	if (avail == 0)
+		return false;
+	if (avail < PROTO_HEADER_LEN)
+		return true;
+	return avail < proto_get_u32(c->in->data + c->scan + 1) + 1;
+}
+
 enum conn_result conn_process(struct conn *c, uint32_t max_packet)
 {
 	if (c->in_progress)

@@ -112,6 +112,12 @@ void conn_adopt_pending(struct conn *c);
 /* Re-evaluates whether c should be reading (buffer space, pause, backpressure). */
 void conn_update_reading(struct conn *c);
 
+/*
+ * Whether c is reading and waiting for the rest of a message it has begun:
+ * the peer on the other end stopped half-way.
+ */
+bool conn_awaits_rest(const struct conn *c);
+
 /* Bytes received and not yet consumed or sent. */
 static inline uint32_t conn_buffered(const struct conn *c)
 {

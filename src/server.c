@@ -146,6 +146,9 @@ void server_close(struct worker *w, struct server *s, const char *reason, bool f
 		health_report_failure(w, t, reason);
 	if (c != NULL) {
 		bool untouched = !s->forwarded_to_client;
+		if (!untouched && c->route_read)
+			log_debug("client %s: read on %s:%d not retried: its answer had begun",
+				  c->addr, t->host, t->port);
 		/* What the client was already promised still reaches it. */
 		conn_adopt_pending(&c->conn);
 		server_unlink(w, s);

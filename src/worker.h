@@ -242,6 +242,7 @@ struct client {
 	bool waits_for_replies;     /* pstmt.c's reply queue is full: resume as it drains */
 	struct session_pending *session_pending; /* SETs of the running request (session.c) */
 	ev_tstamp connected_at, wait_since, last_activity;
+	ev_tstamp last_read;        /* when the client last sent bytes */
 	char addr[64];
 };
 

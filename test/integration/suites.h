@@ -26,4 +26,7 @@ Suite *admin_integration_suite(void);
 /* Slow statements: the JSON log, captured plans, rotation, SHOW SLOW_QUERIES/QUERIES. */
 Suite *slowlog_integration_suite(void);
 
+/* test_faults.c: servers and clients that die, stall or misbehave; load, leaks, crashes. */
+Suite *faults_suite(void);
+
 #endif
