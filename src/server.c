@@ -530,10 +530,43 @@ static enum conn_action server_decide_message(struct server *s, const uint8_t *m
 	}
 }
 
+/*
+ * Whether the answer to a replica read that may still be retried waits until
+ * its ReadyForQuery is in the buffer too: a replica that dies half-way through
+ * its answer (an immediate shutdown flushes what it had) then has sent the
+ * client nothing, and the read runs elsewhere. Only small answers are held;
+ * a larger one is passed on as it comes and is not retried. Notices ahead of
+ * the answer pass at once: they do not stop a retry.
+ */
+static bool server_holds_answer(const struct server *s, const uint8_t *msg, uint32_t total)
+{
+	const struct client *c = s->client;
+	if (c == NULL || s->forwarded_to_client || s->expect_rfq == 0 || msg[0] == 'N' ||
+	    msg[0] == 'S' || !c->route_read || c->retried || !c->retry_ok ||
+	    s->pool->target->role != TARGET_REPLICA)
+		return false;
+	const struct iobuf *in = s->conn.in;
+	const uint8_t *end = in->data + in->end;
+	size_t cap = s->conn.worker->iobufs.size / 2;
+	if (total >= cap || (size_t)(end - msg) >= cap)
+		return false;
+	for (const uint8_t *m = msg; end - m >= PROTO_HEADER_LEN;) {
+		uint32_t size = proto_get_u32(m + 1) + 1;
+		if ((size_t)(end - m) < size)
+			break;
+		if (m[0] == 'Z')
+			return false;
+		m += size;
+	}
+	return true;
+}
+
 static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t total,
 				      uint32_t avail)
 {
 	struct server *s = owner;
+	if (server_holds_answer(s, msg, total))
+		return CONN_NEED_ALL;
 	/* A CommandComplete ends a timed statement: its tag gives the row count. */
 	if (msg[0] == 'C' && avail < total && s->inflight != NULL && s->client != NULL)
 		return CONN_NEED_ALL;

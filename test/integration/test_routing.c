@@ -449,6 +449,68 @@ START_TEST(tpcb_writes_all_land_on_the_primary)
 }
 END_TEST
 
+/* The pid of the backend on port running a statement that contains marker, or 0. */
+static long backend_running(int port, const char *marker)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE query LIKE '%%%s%%' "
+		 "AND pid <> pg_backend_pid()",
+		 marker);
+	char *v = fixture_admin_value(port, sql);
+	long pid = atol(v);
+	free(v);
+	return pid;
+}
+
+START_TEST(replica_dying_half_way_through_an_answer_retries_the_read)
+{
+	/* A buffer large enough that the replica's first 8 kB flush is held. */
+	struct sluice *s = sluice_start(ROUTING_GLOBALS "\npkt_buf = 64kB", NULL);
+	PGconn *c = connect_app(s);
+	static const char sql[] = "SELECT inet_server_port() AS port, repeat('x', 60) AS pad "
+				  "FROM generate_series(1, 300) "
+				  "UNION ALL SELECT inet_server_port(), 'half_way_marker' "
+				  "FROM pg_sleep(2)";
+	ck_assert_int_eq(PQsendQuery(c, sql), 1);
+	/* Its first rows are flushed; then it sleeps: kill it there. */
+	int killed = 0;
+	long pid = 0;
+	double deadline = fixture_now() + 10;
+	while (pid == 0 && fixture_now() < deadline) {
+		for (int i = 0; i < fixture_replica_count() && pid == 0; i++) {
+			pid = backend_running(fixture_replica_port(i), "half_way_marker");
+			killed = fixture_replica_port(i);
+		}
+		if (pid == 0)
+			usleep(20 * 1000);
+	}
+	ck_assert_msg(pid != 0, "the read never ran on a replica");
+	usleep(300 * 1000);
+	char kill_sql[64];
+	snprintf(kill_sql, sizeof(kill_sql), "SELECT pg_terminate_backend(%ld)", pid);
+	free(fixture_admin_value(killed, kill_sql));
+	PGresult *r = PQgetResult(c);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "the read failed: %s",
+		      PQresultErrorMessage(r));
+	ck_assert_int_eq(PQntuples(r), 301);
+	int port = atoi(PQgetvalue(r, 0, 0));
+	ck_assert_int_ne(port, killed);
+	for (int i = 1; i < PQntuples(r); i++)
+		ck_assert_int_eq(atoi(PQgetvalue(r, i, 0)), port);
+	ck_assert_str_eq(PQgetvalue(r, 300, 1), "half_way_marker");
+	PQclear(r);
+	ck_assert_ptr_null(PQgetResult(c));
+	PQfinish(c);
+	char *log = sluice_log(s);
+	ck_assert_msg(strstr(log, "terminating connection") != NULL ||
+			      strstr(log, "server closed the connection") != NULL,
+		      "the replica's end was not logged:\n%s", log);
+	free(log);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
 /* Stops and restarts replicas while a select-only load runs. */
 static void *replica_killer(void *arg)
 {
@@ -514,6 +576,7 @@ Suite *routing_suite(void)
 	tcase_set_timeout(load, 180);
 	tcase_add_test(load, select_only_load_is_spread_evenly_over_the_replicas);
 	tcase_add_test(load, tpcb_writes_all_land_on_the_primary);
+	tcase_add_test(load, replica_dying_half_way_through_an_answer_retries_the_read);
 	tcase_add_test(load, killing_replicas_under_load_loses_no_read);
 	suite_add_tcase(s, load);
 	return s;
