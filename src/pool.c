@@ -123,19 +123,92 @@ void pool_set_server_state(struct server *s, enum server_state state)
 	(*state_counter(p, state))++;
 }
 
-/* Servers the database may still open across all its pools. */
-static bool db_has_room(const struct worker *w, const struct database *db)
+/* The max_db_connections of db; 0 = unlimited. */
+static int db_limit(const struct worker *w, const struct database *db)
 {
-	int limit = db->max_db_connections > 0 ? db->max_db_connections : w->cfg->max_db_connections;
-	if (limit <= 0)
-		return true;
-	int n = 0;
-	struct list_head *pos, *tmp;
-	list_for_each_safe(pos, tmp, (struct list_head *)&db->pools)
+	return db->max_db_connections > 0 ? db->max_db_connections : w->cfg->max_db_connections;
+}
+
+/* The max_user_connections of user; 0 = unlimited. */
+static int user_limit(const struct worker *w, const char *user)
+{
+	const struct user_conf *u = config_find_user(w->cfg, user);
+	return u != NULL && u->max_user_connections >= 0 ? u->max_user_connections
+							 : w->cfg->max_user_connections;
+}
+
+/*
+ * Calls visit for every pool that shares a connection limit with p: those of its
+ * database (by_user false) or those of its user over all databases (by_user true).
+ */
+static void pool_for_each_sharing(struct worker *w, struct pool *p, bool by_user,
+				  void (*visit)(struct pool *, void *), void *arg)
+{
+	struct list_head *dpos, *dtmp, *ppos, *ptmp;
+	list_for_each_safe(dpos, dtmp, &w->databases)
 	{
-		n += pool_server_count(list_entry(pos, struct pool, node));
+		struct database *db = list_entry(dpos, struct database, node);
+		if (!by_user && db != p->db)
+			continue;
+		list_for_each_safe(ppos, ptmp, &db->pools)
+		{
+			struct pool *q = list_entry(ppos, struct pool, node);
+			if (!by_user || strcmp(q->user, p->user) == 0)
+				visit(q, arg);
+		}
 	}
-	return n < limit;
+}
+
+static void pool_add_server_count(struct pool *q, void *arg)
+{
+	*(int *)arg += pool_server_count(q);
+}
+
+/* The server unused the longest among the idle ones of the pools visited, but p's. */
+struct idle_search {
+	const struct pool *except;
+	struct server *oldest;
+};
+
+static void pool_find_oldest_idle(struct pool *q, void *arg)
+{
+	struct idle_search *search = arg;
+	if (q == search->except || list_empty(&q->idle))
+		return;
+	/* The idle stack's tail holds the server unused the longest. */
+	struct server *s = list_entry(list_last(&q->idle), struct server, node);
+	if (search->oldest == NULL || s->last_used < search->oldest->last_used)
+		search->oldest = s;
+}
+
+/*
+ * Whether p may open another server under max_db_connections and
+ * max_user_connections. At a limit and with make_room, an idle server of another
+ * pool that shares it is closed instead, so that idle servers elsewhere never
+ * starve p's waiting clients.
+ */
+static bool pool_has_room(struct worker *w, struct pool *p, bool make_room)
+{
+	for (int by_user = 0; by_user <= 1; by_user++) {
+		int limit = by_user ? user_limit(w, p->user) : db_limit(w, p->db);
+		if (limit <= 0)
+			continue;
+		int n = 0;
+		pool_for_each_sharing(w, p, by_user, pool_add_server_count, &n);
+		if (n < limit)
+			continue;
+		if (!make_room)
+			return false;
+		struct idle_search search = {.except = p};
+		pool_for_each_sharing(w, p, by_user, pool_find_oldest_idle, &search);
+		if (search.oldest == NULL)
+			return false;
+		server_close(w, search.oldest,
+			     by_user ? "idle, closed for another pool at max_user_connections"
+				     : "idle, closed for another pool at max_db_connections",
+			     false);
+	}
+	return true;
 }
 
 int pool_size_of(const struct worker *w, const struct pool *p)
@@ -175,7 +248,8 @@ static void pool_open_for_waiting(struct worker *w, struct pool *p)
 		return;
 	}
 	int limit = pool_limit(w, p, now);
-	while (p->n_waiting > p->n_opening && pool_server_count(p) < limit && db_has_room(w, p->db)) {
+	while (p->n_waiting > p->n_opening && pool_server_count(p) < limit &&
+	       pool_has_room(w, p, true)) {
 		if (server_open(w, p) == NULL)
 			return; /* server_open reported the failure to the waiting clients */
 	}
@@ -322,7 +396,7 @@ void pool_janitor(struct worker *w, struct pool *p, ev_tstamp now)
 	bool retry_wait = p->last_failure > 0 &&
 			  now - p->last_failure < (double)cfg->server_login_retry / 1e6;
 	while (!w->shutting_down && !p->db->removed && !retry_wait &&
-	       pool_server_count(p) < min && db_has_room(w, p->db)) {
+	       pool_server_count(p) < min && pool_has_room(w, p, false)) {
 		if (server_open(w, p) == NULL)
 			break;
 	}

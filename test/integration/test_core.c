@@ -497,6 +497,77 @@ START_TEST(two_hundred_clients_share_a_pool_of_five)
 }
 END_TEST
 
+/* ---- connection limits ---- */
+
+/*
+ * Under a limit of two servers shared by two pools: two clients in a transaction
+ * hold both, a third waits instead of opening a third server, and once one of
+ * the two commits, its server idles in the other pool and is closed to make
+ * room (else the third would wait out query_wait_timeout). extra sets the
+ * limit; the second client uses db_b and user_b.
+ */
+static void core_check_shared_limit(const char *extra, const char *db_b, const char *user_b,
+				    const char *password_b)
+{
+	char global[512], databases[512];
+	snprintf(global, sizeof(global),
+		 "pool_mode = transaction\ndefault_pool_size = 5\nquery_wait_timeout = 10s\n%s",
+		 extra);
+	snprintf(databases, sizeof(databases),
+		 "limit_a = host=127.0.0.1 port=%d dbname=%s\n"
+		 "limit_b = host=127.0.0.1 port=%d dbname=%s",
+		 fixture_primary_port(), FIXTURE_DB, fixture_primary_port(), FIXTURE_DB);
+	struct sluice *s = sluice_start(global, databases);
+	PGconn *su = core_superuser();
+	PGconn *a = fixture_connect_ok(s->port, "limit_a", FIXTURE_USER, FIXTURE_PASSWORD, NULL);
+	PGconn *b = fixture_connect_ok(s->port, db_b, user_b, password_b, NULL);
+	PGconn *waiter =
+		fixture_connect_ok(s->port, "limit_a", FIXTURE_USER, FIXTURE_PASSWORD, NULL);
+	core_exec(a, "BEGIN");
+	core_assert_value(a, "SELECT 1", "1");
+	core_exec(b, "BEGIN");
+	core_assert_value(b, "SELECT 2", "2");
+	ck_assert_int_eq(PQsendQuery(waiter, "SELECT 3"), 1);
+	fixture_sleep(0.5);
+	ck_assert_int_eq(PQconsumeInput(waiter), 1);
+	ck_assert_msg(PQisBusy(waiter), "a third server was opened beyond the limit of 2");
+	ck_assert_int_le(core_value_long(su, "SELECT count(*) FROM pg_stat_activity WHERE "
+					     "usename IN ('app', 'other') AND backend_type = "
+					     "'client backend'"),
+			 2);
+	core_exec(b, "COMMIT");
+	PGresult *r = PQgetResult(waiter);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "the waiting query failed: %s",
+		      PQresultErrorMessage(r));
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "3");
+	PQclear(r);
+	ck_assert_ptr_null(PQgetResult(waiter));
+	core_exec(a, "COMMIT");
+	PQfinish(waiter);
+	PQfinish(b);
+	PQfinish(a);
+	PQfinish(su);
+	core_stop(s);
+}
+
+START_TEST(max_user_connections_holds_across_databases_and_idle_servers_make_room)
+{
+	if (fixture_direct_mode())
+		return;
+	core_check_shared_limit("max_user_connections = 2", "limit_b", FIXTURE_USER,
+				FIXTURE_PASSWORD);
+}
+END_TEST
+
+START_TEST(max_db_connections_holds_across_users_and_idle_servers_make_room)
+{
+	if (fixture_direct_mode())
+		return;
+	core_check_shared_limit("max_db_connections = 2", "limit_a", FIXTURE_USER2,
+				FIXTURE_PASSWORD2);
+}
+END_TEST
+
 /* ---- waiting for a server ---- */
 
 START_TEST(query_wait_timeout_gives_57014_and_the_client_can_retry)
@@ -1433,6 +1504,8 @@ Suite *core_suite(void)
 	tc = core_tcase("pooling", 120);
 	tcase_add_test(tc, two_hundred_clients_share_a_pool_of_five);
 	tcase_add_test(tc, query_wait_timeout_gives_57014_and_the_client_can_retry);
+	tcase_add_test(tc, max_user_connections_holds_across_databases_and_idle_servers_make_room);
+	tcase_add_test(tc, max_db_connections_holds_across_users_and_idle_servers_make_room);
 	tcase_add_test(tc, killed_client_in_transaction_leaves_no_lock);
 	tcase_add_test(tc, idle_transaction_timeout_closes_with_25P03_and_releases_the_lock);
 	tcase_add_test(tc, client_idle_timeout_closes_with_57P05);
