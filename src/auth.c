@@ -14,6 +14,7 @@
 #include "password.h"
 #include "proto.h"
 #include "scram.h"
+#include "scramkeys.h"
 #include "userlist.h"
 
 /* Starts a SCRAM exchange; an unknown user gets a mock one that fails at the end. */
@@ -107,8 +108,14 @@ enum auth_result auth_handle(struct worker *w, struct client *c, const uint8_t *
 	}
 	case AUTH_STEP_SCRAM_FIRST:
 		return auth_scram_first(c, body, len);
-	case AUTH_STEP_SCRAM_FINAL:
-		return auth_scram_final(c, body, len);
+	case AUTH_STEP_SCRAM_FINAL: {
+		enum auth_result r = auth_scram_final(c, body, len);
+		/* The proved ClientKey lets servers be logged in to with a SCRAM secret alone. */
+		if (r == AUTH_OK && c->scram->have_client_key &&
+		    !scramkeys_learn(&w->scram_keys, c->scram->client_key))
+			log_warning("out of memory keeping a SCRAM key for pass-through");
+		return r;
+	}
 	case AUTH_STEP_NONE:
 		break;
 	}
@@ -117,6 +124,8 @@ enum auth_result auth_handle(struct worker *w, struct client *c, const uint8_t *
 
 void auth_clear(struct client *c)
 {
+	if (c->scram != NULL)
+		scram_server_clear(c->scram);
 	free(c->scram);
 	c->scram = NULL;
 	c->auth_step = AUTH_STEP_NONE;

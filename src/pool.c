@@ -396,7 +396,8 @@ void pool_janitor(struct worker *w, struct pool *p, ev_tstamp now)
 	bool retry_wait = p->last_failure > 0 &&
 			  now - p->last_failure < (double)cfg->server_login_retry / 1e6;
 	while (!w->shutting_down && !p->db->removed && !retry_wait &&
-	       pool_server_count(p) < min && pool_has_room(w, p, false)) {
+	       pool_server_count(p) < min && pool_has_room(w, p, false) &&
+	       server_can_log_in(w, p)) {
 		if (server_open(w, p) == NULL)
 			break;
 	}

@@ -21,6 +21,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "client.h"
 #include "health.h"
 #include "log.h"
@@ -29,6 +31,7 @@
 #include "inflight.h"
 #include "proto.h"
 #include "pstmt.h"
+#include "scramkeys.h"
 #include "querylog.h"
 #include "session.h"
 #include "scram.h"
@@ -271,6 +274,27 @@ static const char *server_login_secret(struct worker *w, const struct pool *p, c
 	return userlist_find(w->users, p->user);
 }
 
+/* SCRAM pass-through: the ClientKey a client proved for secret, and the secret parsed. */
+static bool server_passthrough_key(const struct worker *w, const char *secret,
+				   uint8_t client_key[SCRAM_KEY_LEN], struct scram_secret *parsed)
+{
+	return scram_secret_parse(secret, parsed) &&
+	       scramkeys_find(w->scram_keys, parsed->stored_key, client_key);
+}
+
+bool server_can_log_in(struct worker *w, const struct pool *p)
+{
+	const char *user;
+	const char *secret = server_login_secret(w, p, &user);
+	if (secret == NULL || password_kind_of(secret) != PASSWORD_SCRAM)
+		return true;
+	uint8_t client_key[SCRAM_KEY_LEN];
+	struct scram_secret parsed;
+	bool known = server_passthrough_key(w, secret, client_key, &parsed);
+	OPENSSL_cleanse(client_key, sizeof(client_key));
+	return known;
+}
+
 static void server_send_startup(struct worker *w, struct server *s)
 {
 	struct pool *p = s->pool;
@@ -353,14 +377,25 @@ static enum conn_action server_login_auth(struct server *s, const uint8_t *body,
 		if (!proto_sasl_offers(data, dlen, "SCRAM-SHA-256"))
 			return server_login_failed(s, "28000",
 						   "server offers no SASL mechanism pgsluice supports");
-		if (secret == NULL || kind != PASSWORD_PLAIN)
+		if (secret == NULL || kind == PASSWORD_MD5)
 			return server_login_failed(
 			    s, "28P01", "server asks for SCRAM and pgsluice has no plaintext password");
+		uint8_t client_key[SCRAM_KEY_LEN];
+		struct scram_secret parsed;
+		if (kind == PASSWORD_SCRAM && !server_passthrough_key(w, secret, client_key, &parsed))
+			return server_login_failed(
+			    s, "28P01",
+			    "server asks for SCRAM; pgsluice holds only a SCRAM secret for this user "
+			    "and no client has logged in with it yet");
 		free(s->scram);
 		s->scram = calloc(1, sizeof(*s->scram));
 		char first[512];
-		if (s->scram == NULL || !scram_client_init(s->scram, secret) ||
-		    !scram_client_first(s->scram, first, sizeof(first)))
+		bool started = s->scram != NULL &&
+			       (kind == PASSWORD_SCRAM
+					? scram_client_init_keys(s->scram, client_key, parsed.server_key)
+					: scram_client_init(s->scram, secret));
+		OPENSSL_cleanse(client_key, sizeof(client_key));
+		if (!started || !scram_client_first(s->scram, first, sizeof(first)))
 			return server_login_failed(s, "08006", "could not start SCRAM exchange");
 		proto_put_sasl_initial(&s->conn.out, "SCRAM-SHA-256", first, strlen(first));
 		break;

@@ -16,6 +16,12 @@
 struct server *server_open(struct worker *w, struct pool *p);
 
 /*
+ * Whether pgsluice can log in to p's servers now: false only while it holds just a
+ * SCRAM secret for the user and no client has proved the key yet (SCRAM pass-through).
+ */
+bool server_can_log_in(struct worker *w, const struct pool *p);
+
+/*
  * Closes s and frees it. A linked client is told the server is gone;
  * failed marks a connect/login failure (logged as such).
  */

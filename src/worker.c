@@ -26,6 +26,7 @@
 #include "proto.h"
 #include "querylog.h"
 #include "router.h"
+#include "scramkeys.h"
 #include "server.h"
 #include "userlist.h"
 
@@ -437,6 +438,8 @@ void worker_destroy(struct worker *w)
 	iobuf_pool_destroy(&w->iobufs);
 	config_free(w->cfg);
 	userlist_free(w->users);
+	scramkeys_free(w->scram_keys);
 	w->cfg = NULL;
 	w->users = NULL;
+	w->scram_keys = NULL;
 }

@@ -253,6 +253,7 @@ struct worker {
 	ev_tstamp started_at;
 	ev_tstamp stats_period_start;
 	struct userlist *users;
+	struct scramkeys *scram_keys; /* ClientKeys for SCRAM pass-through */
 	struct iobuf_pool iobufs;
 	struct list_head databases;
 	struct list_head clients;

@@ -850,6 +850,51 @@ START_TEST(wrong_password_is_refused_with_28P01)
 }
 END_TEST
 
+/*
+ * An auth file with only the primary's SCRAM secret for app: pgsluice has no password,
+ * yet logs in to the primary (which demands SCRAM) with the ClientKey the client proved.
+ * The same secret filed under another user passes pgsluice's check but not the
+ * primary's, whose secret for that user differs: the client gets the server's 28P01.
+ */
+START_TEST(scram_secret_alone_logs_in_to_servers_by_pass_through)
+{
+	if (fixture_direct_mode())
+		return;
+	char *secret = fixture_admin_value(fixture_primary_port(),
+					   "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'");
+	ck_assert_msg(strncmp(secret, "SCRAM-SHA-256$", 14) == 0, "app's secret: %s", secret);
+	char path[512], global[1024];
+	snprintf(path, sizeof(path), "%s/scram-only.txt", fixture_tmpdir());
+	FILE *f = fopen(path, "w");
+	ck_assert(f != NULL);
+	fprintf(f, "\"%s\" \"%s\"\n\"%s\" \"%s\"\n", FIXTURE_USER, secret, FIXTURE_USER2,
+		secret);
+	ck_assert_int_eq(fclose(f), 0);
+	free(secret);
+	/* min_pool_size: no server is opened for app before a client proved the key. */
+	snprintf(global, sizeof(global),
+		 "auth_type = scram-sha-256\nauth_file = %s\nmin_pool_size = 1\n"
+		 "server_login_retry = 100ms",
+		 path);
+	struct sluice *s = core_start("transaction", global);
+	fixture_sleep(1.5);
+	PGconn *c = core_connect(s, NULL);
+	core_assert_value(c, "SELECT current_user", FIXTURE_USER);
+	core_assert_value(c, "SELECT 6 * 7", "42");
+	PQfinish(c);
+	struct core_refusal other =
+		core_connect_failure(s->port, core_db(), FIXTURE_USER2, FIXTURE_PASSWORD);
+	ck_assert_msg(other.failed, "the primary accepted app's key for another user");
+	ck_assert_msg(strcmp(other.sqlstate, "28P01") == 0, "SQLSTATE \"%s\" in: %s",
+		      other.sqlstate, other.raw);
+	char *log = sluice_log(s);
+	ck_assert_msg(strstr(log, "no client has logged in with it yet") == NULL,
+		      "a server login was tried before any client proved the key:\n%s", log);
+	free(log);
+	core_stop(s);
+}
+END_TEST
+
 START_TEST(unknown_user_is_refused_like_a_wrong_password)
 {
 	struct sluice *s = core_start("transaction", NULL);
@@ -1494,6 +1539,7 @@ Suite *core_suite(void)
 	tc = core_tcase("errors", 120);
 	tcase_add_test(tc, wrong_password_is_refused_with_28P01);
 	tcase_add_test(tc, unknown_user_is_refused_like_a_wrong_password);
+	tcase_add_test(tc, scram_secret_alone_logs_in_to_servers_by_pass_through);
 	tcase_add_test(tc, unknown_database_is_refused_with_3D000);
 	tcase_add_test(tc, max_client_conn_exceeded_is_refused_with_53300);
 	tcase_add_test(tc, startup_packet_with_length_3_gets_08P01_and_close);

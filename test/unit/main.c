@@ -20,6 +20,7 @@ int main(void)
 	srunner_add_suite(runner, password_suite());
 	srunner_add_suite(runner, proto_suite());
 	srunner_add_suite(runner, scram_suite());
+	srunner_add_suite(runner, scramkeys_suite());
 	srunner_add_suite(runner, slowlog_suite());
 	srunner_add_suite(runner, userlist_suite());
 	srunner_add_suite(runner, authquery_suite());

@@ -16,6 +16,7 @@ Suite *migrate_suite(void);
 Suite *password_suite(void);
 Suite *proto_suite(void);
 Suite *scram_suite(void);
+Suite *scramkeys_suite(void);
 Suite *slowlog_suite(void);
 Suite *userlist_suite(void);
 /* Staged for issue 8, not yet called by the daemon: auth_query, hba_file, TLS. */
