@@ -2036,6 +2036,117 @@ enum classify_set classify_session_set(const char *sql, size_t len, char *name, 
 	return CLASSIFY_SET_VALUE;
 }
 
+/* ---------- statements about prepared statements and session state ---------- */
+
+enum classify_dealloc classify_deallocate(const char *sql, size_t len, char *name)
+{
+	struct lexer lx;
+	lex_init(&lx, sql, len);
+	struct token t;
+	lex_next(&lx, &t);
+	if (!tok_word(&lx, &t, "deallocate"))
+		return CLASSIFY_DEALLOC_NONE;
+	lex_next(&lx, &t);
+	if (tok_word(&lx, &t, "prepare"))
+		lex_next(&lx, &t);
+	enum classify_dealloc kind = CLASSIFY_DEALLOC_NAME;
+	if (tok_word(&lx, &t, "all"))
+		kind = CLASSIFY_DEALLOC_ALL;
+	else if (t.type == TOK_IDENT || t.type == TOK_QIDENT)
+		tok_name(&lx, &t, name);
+	else
+		return CLASSIFY_DEALLOC_NONE;
+	lex_next(&lx, &t);
+	return t.type == TOK_EOF ? kind : CLASSIFY_DEALLOC_NONE;
+}
+
+bool classify_is_discard_all(const char *sql, size_t len)
+{
+	struct lexer lx;
+	lex_init(&lx, sql, len);
+	struct token t;
+	lex_next(&lx, &t);
+	if (!tok_word(&lx, &t, "discard"))
+		return false;
+	lex_next(&lx, &t);
+	if (!tok_word(&lx, &t, "all"))
+		return false;
+	lex_next(&lx, &t);
+	return t.type == TOK_EOF;
+}
+
+/* CREATE [OR REPLACE] [LOCAL | GLOBAL] TEMP | TEMPORARY ..., after the CREATE. */
+static bool state_create_temp(struct lexer *lx, struct token *t)
+{
+	lex_next(lx, t);
+	if (tok_word(lx, t, "or")) {
+		lex_next(lx, t);
+		if (!tok_word(lx, t, "replace"))
+			return false;
+		lex_next(lx, t);
+	}
+	if (tok_word(lx, t, "local") || tok_word(lx, t, "global"))
+		lex_next(lx, t);
+	return tok_word(lx, t, "temp") || tok_word(lx, t, "temporary");
+}
+
+/* DECLARE name ... CURSOR [WITH | WITHOUT HOLD] FOR, after the DECLARE. */
+static bool state_hold_cursor(struct lexer *lx, struct token *t)
+{
+	bool with = false;
+	for (lex_next(lx, t); t->type == TOK_IDENT || t->type == TOK_QIDENT; lex_next(lx, t)) {
+		if (tok_word(lx, t, "for"))
+			return false;
+		if (with && tok_word(lx, t, "hold"))
+			return true;
+		with = tok_word(lx, t, "with");
+	}
+	return false;
+}
+
+/* A session-level advisory lock function; the _xact_ ones end with their transaction. */
+static bool is_session_lock_function(const char *name)
+{
+	static const char *const names[] = {"pg_advisory_lock", "pg_advisory_lock_shared",
+					    "pg_try_advisory_lock", "pg_try_advisory_lock_shared"};
+	for (size_t i = 0; i < COUNT(names); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+enum classify_state classify_session_state(const char *sql, size_t len)
+{
+	struct lexer lx;
+	lex_init(&lx, sql, len);
+	struct token t;
+	lex_next(&lx, &t);
+	if (tok_word(&lx, &t, "listen"))
+		return CLASSIFY_STATE_LISTEN;
+	if (tok_word(&lx, &t, "create"))
+		return state_create_temp(&lx, &t) ? CLASSIFY_STATE_TEMP_OBJECT
+						  : CLASSIFY_STATE_NONE;
+	if (tok_word(&lx, &t, "declare"))
+		return state_hold_cursor(&lx, &t) ? CLASSIFY_STATE_HOLD_CURSOR
+						  : CLASSIFY_STATE_NONE;
+	bool select = tok_word(&lx, &t, "select");
+	/* Calls anywhere in the statement; SELECT ... INTO TEMP makes a temporary table. */
+	char name[CLASSIFY_NAME_MAX] = "";
+	bool into = false;
+	for (; t.type != TOK_EOF && t.type != TOK_ERROR; lex_next(&lx, &t)) {
+		if (tok_punct(&lx, &t, '(') && is_session_lock_function(name))
+			return CLASSIFY_STATE_ADVISORY_LOCK;
+		if (select && into && (tok_word(&lx, &t, "temp") || tok_word(&lx, &t, "temporary")))
+			return CLASSIFY_STATE_TEMP_OBJECT;
+		into = tok_word(&lx, &t, "into");
+		if (t.type == TOK_IDENT || t.type == TOK_QIDENT)
+			tok_name(&lx, &t, name);
+		else
+			name[0] = '\0';
+	}
+	return CLASSIFY_STATE_NONE;
+}
+
 /* ---------- normalized text: fingerprints and batch keys ---------- */
 
 /* Bytes produced: hashed all, stored while they fit. */

@@ -5,7 +5,10 @@
  * read-only (classify_statement), the slow-query log wants a fingerprint
  * and a redacted text (classify_fingerprint, classify_redact), and insert
  * batching wants to know whether a statement is one plain single-row INSERT
- * (classify_insert_shape, classify_shift_params). All of it is pure: no I/O,
+ * (classify_insert_shape, classify_shift_params). Transaction pooling asks
+ * about DEALLOCATE, DISCARD ALL and statements that leave session state
+ * behind (classify_deallocate, classify_is_discard_all,
+ * classify_session_state). All of it is pure: no I/O,
  * no allocation, one pass over the caller's buffer, results in caller-owned
  * fixed-size structs. The text is PostgreSQL SQL with
  * standard_conforming_strings on.
@@ -160,6 +163,41 @@ enum classify_set {
  */
 enum classify_set classify_session_set(const char *sql, size_t len, char *name, char *value,
 				       size_t value_cap);
+
+/* What classify_deallocate found. */
+enum classify_dealloc {
+	CLASSIFY_DEALLOC_NONE, /* not a well-formed DEALLOCATE */
+	CLASSIFY_DEALLOC_NAME, /* DEALLOCATE [PREPARE] name */
+	CLASSIFY_DEALLOC_ALL,  /* DEALLOCATE [PREPARE] ALL */
+};
+
+/*
+ * Reads one statement (as classify_next_statement gives it). On
+ * CLASSIFY_DEALLOC_NAME, name (CLASSIFY_NAME_MAX bytes) receives the
+ * statement name as the server folds it (unquoted: lower-case).
+ */
+enum classify_dealloc classify_deallocate(const char *sql, size_t len, char *name);
+
+/* True when the statement (as classify_next_statement gives it) is exactly DISCARD ALL. */
+bool classify_is_discard_all(const char *sql, size_t len);
+
+/* Server session state a statement may leave behind after its transaction. */
+enum classify_state {
+	CLASSIFY_STATE_NONE,
+	CLASSIFY_STATE_LISTEN,        /* LISTEN channel */
+	CLASSIFY_STATE_ADVISORY_LOCK, /* a call of pg_[try_]advisory_lock[_shared] */
+	CLASSIFY_STATE_TEMP_OBJECT,   /* CREATE [OR REPLACE] [LOCAL|GLOBAL] TEMP|TEMPORARY ...,
+				       * SELECT ... INTO TEMP|TEMPORARY */
+	CLASSIFY_STATE_HOLD_CURSOR,   /* DECLARE ... WITH HOLD */
+};
+
+/*
+ * Reads one statement (as classify_next_statement gives it) for session
+ * state that outlives its transaction. The transaction-level advisory
+ * locks (pg_advisory_xact_lock...) are NONE; so is what a function body,
+ * a DO block or EXECUTE creates (the text there is a string).
+ */
+enum classify_state classify_session_state(const char *sql, size_t len);
 
 /* The upper-case name of a kind ("SELECT", "PREPARE TRANSACTION", ...). */
 const char *classify_kind_name(enum classify_kind kind);

@@ -27,6 +27,7 @@
 #include "querylog.h"
 #include "router.h"
 #include "server.h"
+#include "prepared.h"
 #include "pstmt.h"
 #include "session.h"
 
@@ -133,10 +134,14 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 		s->release_pending = false;
 		c->server = NULL;
 		c->conn.peer = NULL;
-		if (clean)
+		/* A pinned client's server holds session state nobody else may see. */
+		if (clean && !c->pinned)
 			pool_release(w, s);
 		else
-			server_close(w, s, "client left during a request or transaction", false);
+			server_close(w, s,
+				     c->pinned ? "its pinned client left"
+					       : "client left during a request or transaction",
+				     false);
 	}
 	if (list_linked(&c->deferred_node))
 		list_del(&c->deferred_node);
@@ -150,6 +155,10 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 	params_free(&c->params);
 	querylog_client_gone(c);
 	session_forget(c);
+	if (c->login_params != NULL) {
+		params_free(c->login_params);
+		free(c->login_params);
+	}
 	obuf_free(&c->retry);
 	free(c->user);
 	free(c->dbname);
@@ -194,6 +203,10 @@ void client_on_ready(struct worker *w, struct client *c, char status)
 	c->in_transaction = status != 'I';
 	c->last_activity = now;
 	session_on_ready(c, c->server, status);
+	if (c->awaits_quiet && (c->server == NULL || c->server->expect_rfq == 0)) {
+		c->awaits_quiet = false;
+		client_resume(w, c);
+	}
 	if (c->server != NULL && c->server->expect_rfq == 0) {
 		obuf_reset(&c->retry);
 		c->retry_rfq = 0;
@@ -305,6 +318,12 @@ void client_finish_welcome(struct worker *w, struct client *c)
 					       c->params.items[i].value);
 	proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 	proto_put_ready(&c->conn.out, 'I');
+	if (c->mode != POOL_SESSION && c->login_params == NULL &&
+	    (c->login_params = malloc(sizeof(*c->login_params))) != NULL) {
+		/* What DISCARD ALL brings back: the settings of a fresh session. */
+		params_init(c->login_params);
+		params_copy(c->login_params, &c->params);
+	}
 	if (w->cfg->log_connections)
 		log_info("client %s: login %s/%s", c->addr, c->dbname, c->user);
 	c->last_activity = ev_now(w->loop);
@@ -543,6 +562,146 @@ static bool client_parse_route_setting(const uint8_t *msg, uint32_t total, enum 
 	return p == end;
 }
 
+/*
+ * Answers c's Query itself, in its place after what c's server still owes:
+ * the bytes in before (may be NULL), an error when sqlstate is set, else
+ * the command tag text, then ReadyForQuery.
+ */
+static void client_answer_query(struct client *c, const struct obuf *before,
+				const char *sqlstate, const char *text)
+{
+	struct server *s = c->server;
+	struct obuf ob;
+	obuf_init(&ob, 64 * 1024);
+	if (before != NULL)
+		obuf_put(&ob, before->data, before->len);
+	if (sqlstate != NULL) {
+		proto_put_error(&ob, false, sqlstate, text, NULL, NULL);
+	} else {
+		obuf_msg_begin(&ob, 'C');
+		obuf_put_str(&ob, text);
+		obuf_msg_end(&ob);
+	}
+	proto_put_ready(&ob, s != NULL ? s->tx_status : 'I');
+	pstmt_client_answer(c, s, ob.data, ob.len);
+	obuf_free(&ob);
+}
+
+/* DISCARD ALL of an unpinned client: its statements and settings go back to login's. */
+static void client_discard_all(struct client *c)
+{
+	if (c->login_params == NULL) {
+		client_answer_query(c, NULL, "53200", "out of memory");
+		return;
+	}
+	if (c->prepared != NULL)
+		prepared_forget_all(c->prepared);
+	session_forget(c);
+	/* RESET ALL reports every reported parameter it changes back. */
+	struct obuf status;
+	obuf_init(&status, 32 * 1024);
+	for (uint16_t i = 0; i < c->login_params->n; i++) {
+		const struct param *p = &c->login_params->items[i];
+		const char *now = params_get(&c->params, p->name);
+		if (p->reported && (now == NULL || strcmp(now, p->value) != 0))
+			proto_put_param_status(&status, p->name, p->value);
+	}
+	params_copy(&c->params, c->login_params);
+	client_answer_query(c, &status, NULL, "DISCARD ALL");
+	obuf_free(&status);
+}
+
+/*
+ * A simple Query of a client under transaction/statement pooling or with
+ * renamed statements: the statements about session state (session.h).
+ * Returns CONN_FORWARD for the usual path; *mark asks that the server it
+ * runs on serve no other client afterwards.
+ */
+static enum conn_action client_session_query(struct worker *w, struct client *c,
+					     const uint8_t *msg, uint32_t total, uint32_t avail,
+					     bool *mark)
+{
+	if (avail < total)
+		return total <= w->iobufs.size ? CONN_NEED_ALL : CONN_FORWARD;
+	const char *sql = (const char *)msg + PROTO_HEADER_LEN;
+	struct session_check chk;
+	session_check_query(c, w->cfg->pin_on_session_state, sql,
+			    strnlen(sql, total - PROTO_HEADER_LEN), &chk);
+	struct server *s = c->server;
+	bool on_replica = s != NULL && s->pool->target->role == TARGET_REPLICA;
+	if (chk.verdict == SESSION_PASS || (s != NULL && s->tx_status == 'E' && s->expect_rfq == 0))
+		return CONN_FORWARD; /* a failed transaction refuses anything by itself */
+	if (chk.verdict == SESSION_MARK_SERVER) {
+		*mark = true;
+		return CONN_FORWARD;
+	}
+	if (chk.verdict == SESSION_PIN && !on_replica) {
+		c->pinned = true;
+		c->mode = POOL_SESSION;
+		log_info("client %s: pinned to its server connection for the rest of its "
+			 "session (%s)",
+			 c->addr, chk.feature);
+		return CONN_FORWARD;
+	}
+	if (s != NULL && s->expect_rfq > 0) {
+		/* Answered after the server's replies, with the transaction status they end in. */
+		c->awaits_quiet = true;
+		return CONN_STOP;
+	}
+	if (s != NULL && s->tx_status == 'E')
+		return CONN_FORWARD;
+	char text[CLASSIFY_NAME_MAX + 64];
+	switch (chk.verdict) {
+	case SESSION_PIN:
+		snprintf(text, sizeof(text), "%s cannot be pinned to a replica connection",
+			 chk.feature);
+		client_answer_query(c, NULL, "0A000", text);
+		break;
+	case SESSION_REFUSE:
+		client_answer_query(c, NULL, "0A000", chk.message);
+		break;
+	case SESSION_DEALLOCATE:
+		if (c->prepared != NULL && prepared_lookup(c->prepared, chk.name) != NULL) {
+			prepared_forget(c->prepared, chk.name);
+			client_answer_query(c, NULL, NULL, "DEALLOCATE");
+			break;
+		}
+		if (s != NULL)
+			return CONN_FORWARD; /* an SQL PREPARE of this transaction, or 26000 */
+		snprintf(text, sizeof(text), "prepared statement \"%s\" does not exist", chk.name);
+		client_answer_query(c, NULL, "26000", text);
+		break;
+	case SESSION_DEALLOCATE_ALL:
+		if (c->prepared != NULL)
+			prepared_forget_all(c->prepared);
+		if (s != NULL) {
+			/* The server drops pgsluice's statements (and the transaction's own). */
+			pstmt_server_forgot(s);
+			return CONN_FORWARD;
+		}
+		client_answer_query(c, NULL, NULL, "DEALLOCATE ALL");
+		break;
+	case SESSION_DISCARD_ALL:
+		if (c->in_transaction)
+			return CONN_FORWARD; /* PostgreSQL's 25001 */
+		if (!c->pinned || s == NULL) {
+			client_discard_all(c);
+			break;
+		}
+		/* On the pinned server: its statements and settings go back to its login's. */
+		if (c->prepared != NULL)
+			prepared_forget_all(c->prepared);
+		pstmt_server_forgot(s);
+		params_copy(&s->params, &s->startup);
+		params_copy(&c->params, &s->startup);
+		return CONN_FORWARD;
+	case SESSION_PASS:
+	case SESSION_MARK_SERVER:
+		return CONN_FORWARD;
+	}
+	return CONN_CONSUMED;
+}
+
 /* Drops the messages of a failed request up to its end, then says ready. */
 static enum conn_action client_drop_failed(struct client *c, uint8_t type)
 {
@@ -586,6 +745,12 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 	if (avail < total && total <= w->iobufs.size && type != '\0' && strchr("QPBEC", type) &&
 	    querylog_active(w))
 		return CONN_NEED_ALL;
+	bool mark_server = false;
+	if (type == 'Q' && (c->mode != POOL_SESSION || c->rename_statements)) {
+		enum conn_action act = client_session_query(w, c, msg, total, avail, &mark_server);
+		if (act != CONN_FORWARD)
+			return act;
+	}
 	if (c->state == CLIENT_IDLE) {
 		if (w->closing_clients && !c->in_transaction) {
 			client_fatal(w, c, "57P01", "pgsluice is shutting down");
@@ -646,6 +811,8 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 			return CONN_STOP;
 	}
 	struct server *s = c->server;
+	if (mark_server)
+		s->close_on_release = true; /* an SQL PREPARE stays on it after the transaction */
 	enum conn_action act = CONN_FORWARD;
 	if (c->rename_statements) {
 		act = pstmt_on_client_message(w, c, s, msg, total, avail);

@@ -139,6 +139,8 @@ const struct cfg_key config_keys[] = {
 	      "Named statements each server keeps prepared for transaction pooling; 0 = pass through"),
 	K_INT(max_client_prepared_statements, "1000", true, 1, 100000,
 	      "Named prepared statements one client may hold under transaction pooling"),
+	K_BOOL(pin_on_session_state, "off", true,
+	       "LISTEN, session advisory locks, temp tables, WITH HOLD: pin (on) or refuse (off)"),
 	K_STR(ignore_startup_parameters, "", true,
 	      "Client parameters to drop instead of refuse, comma list (e.g. extra_float_digits)"),
 	K_BOOL(read_routing, "on", true,

@@ -179,6 +179,7 @@ struct config {
 
 	int max_prepared_statements;
 	int max_client_prepared_statements;
+	bool pin_on_session_state;
 
 	int64_t max_packet_size;
 	int pkt_buf;

@@ -54,6 +54,16 @@ static void pstmt_answer(struct client *c, struct replyq *q, const uint8_t *msg,
 	}
 }
 
+void pstmt_client_answer(struct client *c, struct server *s, const uint8_t *msg, size_t len)
+{
+	if (s != NULL && s->replies != NULL) {
+		pstmt_answer(c, s->replies, msg, len);
+		return;
+	}
+	conn_adopt_pending(&c->conn);
+	obuf_put(&c->conn.out, msg, len);
+}
+
 static void pstmt_answer_code(struct client *c, struct replyq *q, uint8_t type)
 {
 	const uint8_t msg[5] = {type, 0, 0, 0, 4};

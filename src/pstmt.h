@@ -44,6 +44,12 @@ struct prepared_set *pstmt_client_set(struct worker *w, struct client *c);
 enum conn_action pstmt_on_client_message(struct worker *w, struct client *c, struct server *s,
 					 const uint8_t *msg, uint32_t total, uint32_t avail);
 
+/*
+ * Sends bytes pgsluice answers c itself, after whatever s (c's server, may
+ * be NULL) still owes c before them.
+ */
+void pstmt_client_answer(struct client *c, struct server *s, const uint8_t *msg, size_t len);
+
 /* One message from s (linked, not answering pgsluice's own query). */
 enum pstmt_verdict pstmt_on_server_message(struct worker *w, struct server *s,
 					   const uint8_t *msg, uint32_t total, uint32_t avail);

@@ -1,16 +1,20 @@
 /*
  * session.c - session SETs that must follow a client from server to server
- * (see session.h). Only the proxy path calls in: once per simple Query a
- * client sends outside a transaction, per ErrorResponse, per ReadyForQuery.
+ * (see session.h), and the statements about session state that cannot
+ * follow one. Only the proxy path calls in: once per simple Query a client
+ * sends (checked) and once per such Query outside a transaction (SETs
+ * noted), per ErrorResponse, per ReadyForQuery.
  */
 #include "session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "classify.h"
 #include "log.h"
 #include "params.h"
+#include "prepared.h"
 
 /* SETs one request may carry that are tracked; a request with more tracks none. */
 #define SESSION_MAX_SETS 8
@@ -33,13 +37,24 @@ void session_forget(struct client *c)
 	c->session_pending = NULL;
 }
 
-/* Whether "set" appears in the text in any case: most queries need no lexing at all. */
+/* Whether the lower-case word appears in the text in any case: most queries need no lexing. */
+static bool mentions(const char *sql, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+	for (size_t i = 0; i + n <= len; i++) {
+		size_t j = 0;
+		while (j < n && (sql[i + j] == word[j] || (sql[i + j] >= 'A' && sql[i + j] <= 'Z' &&
+							      (sql[i + j] | 0x20) == word[j])))
+			j++;
+		if (j == n)
+			return true;
+	}
+	return false;
+}
+
 static bool mentions_set(const char *sql, size_t len)
 {
-	for (size_t i = 0; i + 3 <= len; i++)
-		if ((sql[i] | 0x20) == 's' && (sql[i + 1] | 0x20) == 'e' && (sql[i + 2] | 0x20) == 't')
-			return true;
-	return false;
+	return mentions(sql, len, "set");
 }
 
 void session_note_query(struct client *c, const char *sql, size_t len)
@@ -108,4 +123,123 @@ void session_on_ready(struct client *c, struct server *s, char status)
 		}
 	}
 	free(p);
+}
+
+/* Words one of the checked statements cannot do without. */
+static bool mentions_session_statement(const char *sql, size_t len)
+{
+	static const char *const words[] = {"deallocate", "discard", "prepare", "listen",
+					    "temp",       "hold",    "advisory_lock"};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (mentions(sql, len, words[i]))
+			return true;
+	return false;
+}
+
+static const char *session_state_feature(enum classify_state st)
+{
+	switch (st) {
+	case CLASSIFY_STATE_LISTEN:
+		return "LISTEN";
+	case CLASSIFY_STATE_ADVISORY_LOCK:
+		return "session-level advisory locks";
+	case CLASSIFY_STATE_TEMP_OBJECT:
+		return "temporary tables, sequences and views";
+	case CLASSIFY_STATE_HOLD_CURSOR:
+		return "cursors WITH HOLD";
+	case CLASSIFY_STATE_NONE:
+		break;
+	}
+	return NULL;
+}
+
+static void session_refuse(struct session_check *out, const char *mode, const char *feature,
+			   const char *advice)
+{
+	if (out->verdict == SESSION_REFUSE)
+		return; /* the first refusal is the one reported */
+	out->verdict = SESSION_REFUSE;
+	out->feature = feature;
+	snprintf(out->message, sizeof(out->message), "%s %s under %s pooling: %s", feature,
+		 strcmp(feature, "DEALLOCATE") == 0 ? "cannot be combined with other statements"
+						    : "is not supported",
+		 mode, advice);
+}
+
+void session_check_query(const struct client *c, bool pin, const char *sql, size_t len,
+			 struct session_check *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!mentions_session_statement(sql, len))
+		return;
+	bool check_state = c->mode != POOL_SESSION, statements = c->rename_statements;
+	const char *mode = c->mode == POOL_STATEMENT ? "statement" : "transaction";
+	bool in_block = c->in_transaction, deallocate = false, discard_all = false;
+	enum classify_dealloc dealloc = CLASSIFY_DEALLOC_NONE;
+	unsigned n_statements = 0;
+	size_t pos = 0, off, n;
+	while (classify_next_statement(sql, len, &pos, &off, &n)) {
+		n_statements++;
+		struct classify_result r;
+		classify_statement(sql + off, n, NULL, &r);
+		switch (r.kind) {
+		case CLASSIFY_BEGIN:
+		case CLASSIFY_START:
+			in_block = true;
+			break;
+		case CLASSIFY_COMMIT:
+		case CLASSIFY_ROLLBACK:
+		case CLASSIFY_PREPARE_TRANSACTION:
+			in_block = false;
+			break;
+		case CLASSIFY_DEALLOCATE:
+			if (!statements)
+				break;
+			dealloc = classify_deallocate(sql + off, n, out->name);
+			/* Another statement's name (an SQL PREPARE's) is the server's business. */
+			deallocate = deallocate || dealloc == CLASSIFY_DEALLOC_ALL ||
+				     (dealloc == CLASSIFY_DEALLOC_NAME && c->prepared != NULL &&
+				      prepared_lookup(c->prepared, out->name) != NULL);
+			break;
+		case CLASSIFY_DISCARD:
+			discard_all = discard_all ||
+				      (statements && classify_is_discard_all(sql + off, n));
+			break;
+		case CLASSIFY_PREPARE:
+			if (!check_state)
+				break;
+			if (in_block && out->verdict == SESSION_PASS)
+				out->verdict = SESSION_MARK_SERVER;
+			else if (!in_block)
+				session_refuse(out, mode, "SQL PREPARE outside a transaction block",
+					       "use protocol-level prepared statements (PQprepare, "
+					       "a driver's prepared statements) or PREPARE inside "
+					       "a transaction");
+			break;
+		default:
+			break;
+		}
+		const char *feature = check_state ? session_state_feature(classify_session_state(
+							    sql + off, n))
+						  : NULL;
+		if (feature != NULL && pin && out->verdict != SESSION_REFUSE) {
+			out->verdict = SESSION_PIN;
+			out->feature = feature;
+		} else if (feature != NULL) {
+			session_refuse(out, mode, feature,
+				       "the next transaction may run on another server connection "
+				       "(pin_on_session_state = on keeps the connection)");
+		}
+	}
+	if (deallocate && n_statements > 1)
+		session_refuse(out, mode, "DEALLOCATE",
+			       "send it as a query of its own (or use the protocol's Close)");
+	if (out->verdict == SESSION_REFUSE || n_statements != 1)
+		return;
+	if (dealloc == CLASSIFY_DEALLOC_NAME)
+		out->verdict = SESSION_DEALLOCATE;
+	else if (dealloc == CLASSIFY_DEALLOC_ALL)
+		out->verdict = SESSION_DEALLOCATE_ALL;
+	else if (discard_all)
+		out->verdict = SESSION_DISCARD_ALL;
 }

@@ -241,6 +241,9 @@ struct client {
 	bool skip_to_sync;          /* pstmt.c answered an error: drop messages up to Sync */
 	bool waits_for_replies;     /* pstmt.c's reply queue is full: resume as it drains */
 	struct session_pending *session_pending; /* SETs of the running request (session.c) */
+	struct params *login_params; /* settings after login, for DISCARD ALL (not session mode) */
+	bool pinned;                /* session state keeps it on its server */
+	bool awaits_quiet;          /* a Query pgsluice answers waits for the server's replies */
 	ev_tstamp connected_at, wait_since, last_activity;
 	ev_tstamp last_read;        /* when the client last sent bytes */
 	char addr[64];

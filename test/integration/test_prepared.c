@@ -284,6 +284,273 @@ START_TEST(pgbench_prepared_with_32_clients_has_no_errors)
 }
 END_TEST
 
+/* PQexec that must succeed with the command tag tag. */
+static void exec_tag(PGconn *c, const char *sql, const char *tag)
+{
+	PGresult *r = fixture_exec_ok(c, sql);
+	ck_assert_str_eq(PQcmdStatus(r), tag);
+	PQclear(r);
+}
+
+/* PQexecPrepared of statement name with "1", returning its first cell (malloc'd). */
+static char *exec_value(PGconn *c, const char *name, long *pid)
+{
+	PGresult *r = exec_prepared(c, name, "1");
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", name,
+		      PQresultErrorMessage(r));
+	char *v = strdup(PQgetvalue(r, 0, 0));
+	if (pid != NULL)
+		*pid = atol(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return v;
+}
+
+static long backend_pid(PGconn *c)
+{
+	char *v = fixture_value(c, "SELECT pg_backend_pid()");
+	long pid = atol(v);
+	free(v);
+	return pid;
+}
+
+/*
+ * Runs a's statement name on each server of a pool of two: b and d hold one server
+ * each in a transaction and let one go at a time. Checks the value and returns the pids.
+ */
+static void exec_on_both_servers(PGconn *a, PGconn *b, PGconn *d, const char *name,
+				 const char *want, long pids[2])
+{
+	PQclear(fixture_exec_ok(b, "BEGIN"));
+	PQclear(fixture_exec_ok(d, "BEGIN"));
+	long b_pid = backend_pid(b), d_pid = backend_pid(d);
+	PQclear(fixture_exec_ok(b, "COMMIT"));
+	char *v = exec_value(a, name, &pids[0]);
+	ck_assert_str_eq(v, want);
+	free(v);
+	PQclear(fixture_exec_ok(b, "BEGIN"));
+	PQclear(fixture_exec_ok(d, "COMMIT"));
+	v = exec_value(a, name, &pids[1]);
+	ck_assert_str_eq(v, want);
+	free(v);
+	PQclear(fixture_exec_ok(b, "COMMIT"));
+	if (!fixture_direct_mode()) {
+		ck_assert_int_eq(pids[0], b_pid);
+		ck_assert_int_eq(pids[1], d_pid);
+		ck_assert_int_ne(pids[0], pids[1]);
+	}
+}
+
+START_TEST(deallocate_acts_on_the_client_s_own_statements)
+{
+	struct sluice *s = sluice_start("pool_mode = transaction\ndefault_pool_size = 2\n"
+					"read_routing = off",
+					NULL);
+	PGconn *c = prepared_connect(s);
+	prepare_ok(c, "d1", "SELECT 'first'::text WHERE $1::int > 0", 0, NULL);
+	char *v = exec_value(c, "d1", NULL);
+	ck_assert_str_eq(v, "first");
+	free(v);
+	exec_tag(c, "DEALLOCATE d1", "DEALLOCATE");
+	expect_error(exec_prepared(c, "d1", "1"), "26000",
+		     "prepared statement \"d1\" does not exist");
+	/* The name is free again, for another text. */
+	prepare_ok(c, "d1", "SELECT 'second'::text WHERE $1::int > 0", 0, NULL);
+	v = exec_value(c, "d1", NULL);
+	ck_assert_str_eq(v, "second");
+	free(v);
+	exec_tag(c, "DEALLOCATE PREPARE d1", "DEALLOCATE");
+	expect_error(PQexec(c, "DEALLOCATE d1"), "26000",
+		     "prepared statement \"d1\" does not exist");
+	expect_error(PQexec(c, "DEALLOCATE never_prepared"), "26000",
+		     "prepared statement \"never_prepared\" does not exist");
+
+	/* Inside a transaction block, as PostgreSQL allows. */
+	prepare_ok(c, "MixedCase", "SELECT 3", 0, NULL);
+	PQclear(fixture_exec_ok(c, "BEGIN"));
+	exec_tag(c, "DEALLOCATE \"MixedCase\"", "DEALLOCATE");
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INTRANS);
+	PQclear(fixture_exec_ok(c, "COMMIT"));
+	expect_error(exec_prepared(c, "MixedCase", NULL), "26000", "\"MixedCase\" does not exist");
+
+	prepare_ok(c, "a1", "SELECT 1", 0, NULL);
+	prepare_ok(c, "a2", "SELECT 2", 0, NULL);
+	exec_tag(c, "DEALLOCATE ALL", "DEALLOCATE ALL");
+	expect_error(exec_prepared(c, "a1", NULL), "26000", "statement \"a1\" does not exist");
+	expect_error(exec_prepared(c, "a2", NULL), "26000", "statement \"a2\" does not exist");
+	prepare_ok(c, "a1", "SELECT 11", 0, NULL);
+	PGresult *r = exec_prepared(c, "a1", NULL);
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "11");
+	PQclear(r);
+
+	if (!fixture_direct_mode())
+		expect_error(PQexec(c, "SELECT 1; DEALLOCATE a1"), "0A000",
+			     "DEALLOCATE cannot be combined with other statements");
+	v = fixture_value(c, "SELECT 'usable'");
+	ck_assert_str_eq(v, "usable");
+	free(v);
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(discard_all_drops_statements_and_settings_on_every_server)
+{
+	struct sluice *s = sluice_start("pool_mode = transaction\ndefault_pool_size = 2\n"
+					"read_routing = off\nquery_wait_timeout = 60s",
+					NULL);
+	PGconn *a = prepared_connect(s), *b = prepared_connect(s), *d = prepared_connect(s);
+	long pids[2];
+	prepare_ok(a, "x", "SELECT ($1::int + 100)::text, pg_backend_pid()", 0, NULL);
+	exec_on_both_servers(a, b, d, "x", "101", pids);
+
+	char *app = strdup(PQparameterStatus(a, "application_name"));
+	char *path = fixture_value(a, "SHOW search_path");
+	PQclear(fixture_exec_ok(a, "SET search_path = discard_schema, public"));
+	PQclear(fixture_exec_ok(a, "SET application_name = 'discarding'"));
+	ck_assert_str_eq(PQparameterStatus(a, "application_name"), "discarding");
+
+	exec_tag(a, "DISCARD ALL", "DISCARD ALL");
+	expect_error(exec_prepared(a, "x", "1"), "26000", "statement \"x\" does not exist");
+	ck_assert_str_eq(PQparameterStatus(a, "application_name"), app);
+	char *v = fixture_value(a, "SHOW search_path");
+	ck_assert_str_eq(v, path);
+	free(v);
+	v = fixture_value(a, "SHOW application_name");
+	ck_assert_str_eq(v, app);
+	free(v);
+
+	/* The same name with another text works on both servers. */
+	prepare_ok(a, "x", "SELECT ($1::int + 200)::text, pg_backend_pid()", 0, NULL);
+	exec_on_both_servers(a, b, d, "x", "201", pids);
+
+	/* PostgreSQL refuses it in a transaction block; nothing is dropped then. */
+	PQclear(fixture_exec_ok(a, "BEGIN"));
+	expect_error(PQexec(a, "DISCARD ALL"), "25001",
+		     "DISCARD ALL cannot run inside a transaction block");
+	PQclear(fixture_exec_ok(a, "ROLLBACK"));
+	v = exec_value(a, "x", NULL);
+	ck_assert_str_eq(v, "201");
+	free(v);
+	free(app);
+	free(path);
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(d);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(sql_prepare_works_only_in_a_transaction_block)
+{
+	struct sluice *s = sluice_start("pool_mode = transaction\ndefault_pool_size = 1\n"
+					"read_routing = off",
+					NULL);
+	PGconn *c = prepared_connect(s);
+	if (!fixture_direct_mode()) {
+		expect_error(PQexec(c, "PREPARE p AS SELECT 1"), "0A000",
+			     "SQL PREPARE outside a transaction block is not supported under "
+			     "transaction pooling");
+		expect_error(PQexec(c, "PREPARE p AS SELECT 1; EXECUTE p"), "0A000", "PREPARE");
+	}
+	PQclear(fixture_exec_ok(c, "BEGIN"));
+	PQclear(fixture_exec_ok(c, "PREPARE p (int) AS SELECT $1 + 1"));
+	char *v = fixture_value(c, "EXECUTE p(41)");
+	ck_assert_str_eq(v, "42");
+	free(v);
+	exec_tag(c, "DEALLOCATE p", "DEALLOCATE");
+	PQclear(fixture_exec_ok(c, "COMMIT"));
+	/* A statement left prepared does not follow the server to the next transaction. */
+	v = fixture_value(c, "BEGIN; PREPARE q AS SELECT 7; EXECUTE q");
+	ck_assert_str_eq(v, "7");
+	free(v);
+	PQclear(fixture_exec_ok(c, "COMMIT"));
+	if (!fixture_direct_mode()) {
+		PQclear(fixture_exec_ok(c, "BEGIN"));
+		PQclear(fixture_exec_ok(c, "PREPARE q AS SELECT 8"));
+		v = fixture_value(c, "EXECUTE q");
+		ck_assert_str_eq(v, "8");
+		free(v);
+		PQclear(fixture_exec_ok(c, "COMMIT"));
+	}
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(session_state_is_refused_under_transaction_pooling)
+{
+	if (fixture_direct_mode())
+		return;
+	struct sluice *s = sluice_start("pool_mode = transaction\ndefault_pool_size = 1\n"
+					"read_routing = off",
+					NULL);
+	PGconn *c = prepared_connect(s);
+	expect_error(PQexec(c, "LISTEN jobs"), "0A000",
+		     "LISTEN is not supported under transaction pooling");
+	expect_error(PQexec(c, "SELECT pg_advisory_lock(42)"), "0A000",
+		     "session-level advisory locks");
+	expect_error(PQexec(c, "CREATE TEMP TABLE t (a int)"), "0A000", "temporary tables");
+	PQclear(fixture_exec_ok(c, "BEGIN"));
+	expect_error(PQexec(c, "DECLARE k CURSOR WITH HOLD FOR SELECT 1"), "0A000",
+		     "cursors WITH HOLD");
+	/* Transaction-level state is fine. */
+	PQclear(fixture_exec_ok(c, "SELECT pg_advisory_xact_lock(42)"));
+	PQclear(fixture_exec_ok(c, "COMMIT"));
+	char *v = fixture_value(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'");
+	ck_assert_str_eq(v, "0");
+	free(v);
+	PQfinish(c);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+START_TEST(pinned_clients_keep_listen_and_temp_tables)
+{
+	/* Two pinned clients and one that needs a server of its own. */
+	struct sluice *s = sluice_start("pool_mode = transaction\ndefault_pool_size = 3\n"
+					"read_routing = off\npin_on_session_state = on",
+					NULL);
+	PGconn *listener = prepared_connect(s), *other = prepared_connect(s);
+	PQclear(fixture_exec_ok(listener, "LISTEN jobs"));
+	long pid = backend_pid(listener);
+	for (int i = 0; i < 5; i++) {
+		/* Another client's transaction between the listener's statements. */
+		PQclear(fixture_exec_ok(other, "SELECT 1"));
+		ck_assert_int_eq(backend_pid(listener), pid);
+	}
+	PQclear(fixture_exec_ok(other, "NOTIFY jobs, 'hello'"));
+	PGnotify *n = NULL;
+	for (int i = 0; i < 50 && n == NULL; i++) {
+		PQconsumeInput(listener);
+		n = PQnotifies(listener);
+		if (n == NULL)
+			fixture_sleep(0.1);
+	}
+	ck_assert_msg(n != NULL, "no notification reached the listener");
+	ck_assert_str_eq(n->relname, "jobs");
+	ck_assert_str_eq(n->extra, "hello");
+	PQfreemem(n);
+
+	PGconn *temp = prepared_connect(s);
+	PQclear(fixture_exec_ok(temp, "CREATE TEMP TABLE pinned_t (v int)"));
+	PQclear(fixture_exec_ok(temp, "INSERT INTO pinned_t VALUES (5), (6)"));
+	PQclear(fixture_exec_ok(other, "SELECT 2"));
+	char *v = fixture_value(temp, "SELECT sum(v) FROM pinned_t");
+	ck_assert_str_eq(v, "11");
+	free(v);
+	if (!fixture_direct_mode()) {
+		char *log = sluice_log(s);
+		ck_assert_msg(strstr(log, "pinned to its server connection") != NULL,
+			      "no pin logged:\n%s", log);
+		free(log);
+	}
+	PQfinish(temp);
+	PQfinish(listener);
+	PQfinish(other);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
 Suite *prepared_suite(void)
 {
 	Suite *s = suite_create("prepared");
@@ -295,6 +562,11 @@ Suite *prepared_suite(void)
 	tcase_add_test(tc, errors_are_postgresql_s_with_the_client_s_names);
 	tcase_add_test(tc, a_full_server_cache_evicts_and_prepares_again);
 	tcase_add_test(tc, pgbench_prepared_with_32_clients_has_no_errors);
+	tcase_add_test(tc, deallocate_acts_on_the_client_s_own_statements);
+	tcase_add_test(tc, discard_all_drops_statements_and_settings_on_every_server);
+	tcase_add_test(tc, sql_prepare_works_only_in_a_transaction_block);
+	tcase_add_test(tc, session_state_is_refused_under_transaction_pooling);
+	tcase_add_test(tc, pinned_clients_keep_listen_and_temp_tables);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -530,6 +530,82 @@ START_TEST(test_session_set)
 }
 END_TEST
 
+START_TEST(test_deallocate_and_discard)
+{
+	static const struct {
+		const char *sql;
+		enum classify_dealloc kind;
+		const char *name;
+	} cases[] = {
+		{"DEALLOCATE s1", CLASSIFY_DEALLOC_NAME, "s1"},
+		{"deallocate prepare /* c */ MyStmt", CLASSIFY_DEALLOC_NAME, "mystmt"},
+		{"DEALLOCATE \"MyStmt\"", CLASSIFY_DEALLOC_NAME, "MyStmt"},
+		{"DEALLOCATE ALL", CLASSIFY_DEALLOC_ALL, NULL},
+		{"DEALLOCATE PREPARE all", CLASSIFY_DEALLOC_ALL, NULL},
+		{"DEALLOCATE", CLASSIFY_DEALLOC_NONE, NULL},
+		{"DEALLOCATE a b", CLASSIFY_DEALLOC_NONE, NULL},
+		{"DEALLOCATE 'a'", CLASSIFY_DEALLOC_NONE, NULL},
+		{"SELECT 1", CLASSIFY_DEALLOC_NONE, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char name[CLASSIFY_NAME_MAX];
+		enum classify_dealloc k =
+			classify_deallocate(cases[i].sql, strlen(cases[i].sql), name);
+		ck_assert_msg(k == cases[i].kind, "%s: kind %d", cases[i].sql, (int)k);
+		if (k == CLASSIFY_DEALLOC_NAME)
+			ck_assert_str_eq(name, cases[i].name);
+	}
+	ck_assert(classify_is_discard_all("DISCARD ALL", 11));
+	ck_assert(classify_is_discard_all("discard /* x */ all", 19));
+	ck_assert(!classify_is_discard_all("DISCARD PLANS", 13));
+	ck_assert(!classify_is_discard_all("DISCARD ALL x", 13));
+	ck_assert(!classify_is_discard_all("SELECT 'DISCARD ALL'", 20));
+}
+END_TEST
+
+START_TEST(test_session_state)
+{
+	static const struct {
+		const char *sql;
+		enum classify_state state;
+	} cases[] = {
+		{"LISTEN jobs", CLASSIFY_STATE_LISTEN},
+		{"listen \"Jobs\"", CLASSIFY_STATE_LISTEN},
+		{"SELECT pg_advisory_lock(1)", CLASSIFY_STATE_ADVISORY_LOCK},
+		{"select pg_catalog.pg_try_advisory_lock (1, 2)", CLASSIFY_STATE_ADVISORY_LOCK},
+		{"SELECT x FROM t WHERE pg_advisory_lock_shared(t.id) IS NOT NULL",
+		 CLASSIFY_STATE_ADVISORY_LOCK},
+		{"SELECT pg_try_advisory_lock_shared(7)", CLASSIFY_STATE_ADVISORY_LOCK},
+		{"SELECT pg_advisory_xact_lock(1)", CLASSIFY_STATE_NONE},
+		{"SELECT pg_try_advisory_xact_lock_shared(1)", CLASSIFY_STATE_NONE},
+		{"SELECT pg_advisory_unlock(1)", CLASSIFY_STATE_NONE},
+		{"SELECT 'pg_advisory_lock(1)'", CLASSIFY_STATE_NONE},
+		{"SELECT pg_advisory_lock", CLASSIFY_STATE_NONE},
+		{"CREATE TEMP TABLE t (a int)", CLASSIFY_STATE_TEMP_OBJECT},
+		{"create temporary sequence s", CLASSIFY_STATE_TEMP_OBJECT},
+		{"CREATE OR REPLACE TEMP VIEW v AS SELECT 1", CLASSIFY_STATE_TEMP_OBJECT},
+		{"CREATE LOCAL TEMPORARY TABLE t AS SELECT 1", CLASSIFY_STATE_TEMP_OBJECT},
+		{"CREATE GLOBAL TEMP TABLE t (a int)", CLASSIFY_STATE_TEMP_OBJECT},
+		{"SELECT 1 AS a INTO TEMP t", CLASSIFY_STATE_TEMP_OBJECT},
+		{"CREATE TABLE temp (a int)", CLASSIFY_STATE_NONE},
+		{"CREATE UNLOGGED TABLE t (a int)", CLASSIFY_STATE_NONE},
+		{"INSERT INTO temp VALUES (1)", CLASSIFY_STATE_NONE},
+		{"DECLARE c CURSOR WITH HOLD FOR SELECT 1", CLASSIFY_STATE_HOLD_CURSOR},
+		{"declare c binary no scroll cursor with hold for select 1",
+		 CLASSIFY_STATE_HOLD_CURSOR},
+		{"DECLARE c CURSOR WITHOUT HOLD FOR SELECT 1", CLASSIFY_STATE_NONE},
+		{"DECLARE c CURSOR FOR WITH hold AS (SELECT 1) SELECT * FROM hold",
+		 CLASSIFY_STATE_NONE},
+		{"SELECT 1", CLASSIFY_STATE_NONE},
+		{"NOTIFY jobs", CLASSIFY_STATE_NONE},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum classify_state k = classify_session_state(cases[i].sql, strlen(cases[i].sql));
+		ck_assert_msg(k == cases[i].state, "%s: state %d", cases[i].sql, (int)k);
+	}
+}
+END_TEST
+
 START_TEST(test_lex_errors)
 {
 	static const char *const bad[] = {
@@ -915,6 +991,8 @@ Suite *classify_suite(void)
 	tcase_add_test(tc, test_begin_read_only);
 	tcase_add_test(tc, test_configured_functions);
 	tcase_add_test(tc, test_session_set);
+	tcase_add_test(tc, test_deallocate_and_discard);
+	tcase_add_test(tc, test_session_state);
 	tcase_add_test(tc, test_lex_errors);
 	tcase_add_test(tc, test_deep_nesting_is_unsure);
 	suite_add_tcase(s, tc);
