@@ -318,12 +318,6 @@ void client_finish_welcome(struct worker *w, struct client *c)
 					       c->params.items[i].value);
 	proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 	proto_put_ready(&c->conn.out, 'I');
-	if (c->mode != POOL_SESSION && c->login_params == NULL &&
-	    (c->login_params = malloc(sizeof(*c->login_params))) != NULL) {
-		/* What DISCARD ALL brings back: the settings of a fresh session. */
-		params_init(c->login_params);
-		params_copy(c->login_params, &c->params);
-	}
 	if (w->cfg->log_connections)
 		log_info("client %s: login %s/%s", c->addr, c->dbname, c->user);
 	c->last_activity = ev_now(w->loop);
@@ -590,13 +584,14 @@ static void client_answer_query(struct client *c, const struct obuf *before,
 /* DISCARD ALL of an unpinned client: its statements and settings go back to login's. */
 static void client_discard_all(struct client *c)
 {
-	if (c->login_params == NULL) {
-		client_answer_query(c, NULL, "53200", "out of memory");
-		return;
-	}
 	if (c->prepared != NULL)
 		prepared_forget_all(c->prepared);
 	session_forget(c);
+	if (c->login_params == NULL) {
+		/* No setting changed since login (session_keep_login_params). */
+		client_answer_query(c, NULL, NULL, "DISCARD ALL");
+		return;
+	}
 	/* RESET ALL reports every reported parameter it changes back. */
 	struct obuf status;
 	obuf_init(&status, 32 * 1024);

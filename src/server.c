@@ -523,8 +523,13 @@ static enum conn_action server_decide_message(struct server *s, const uint8_t *m
 		const char *name, *value;
 		if (proto_parse_param_status(msg + 5, total - 5, &name, &value)) {
 			params_set(&s->params, name, value, true);
-			if (s->client != NULL)
+			if (s->client != NULL) {
+				const char *was = params_get(&s->client->params, name);
+				if (s->client->state != CLIENT_WELCOME &&
+				    (was == NULL || strcmp(was, value) != 0))
+					session_keep_login_params(s->client);
 				params_set(&s->client->params, name, value, true);
+			}
 		}
 		return own || s->client == NULL ? CONN_CONSUMED : CONN_FORWARD;
 	}

@@ -99,12 +99,28 @@ void session_note_error(struct client *c)
 		c->session_pending->failed = true;
 }
 
+void session_keep_login_params(struct client *c)
+{
+	if (c->login_params != NULL || c->mode == POOL_SESSION)
+		return;
+	c->login_params = malloc(sizeof(*c->login_params));
+	if (c->login_params == NULL) {
+		log_warning("client %s: out of memory: DISCARD ALL will not restore its settings",
+			    c->addr);
+		return;
+	}
+	params_init(c->login_params);
+	params_copy(c->login_params, &c->params);
+}
+
 void session_on_ready(struct client *c, struct server *s, char status)
 {
 	struct session_pending *p = c->session_pending;
 	if (p == NULL || s == NULL)
 		return;
 	c->session_pending = NULL;
+	if (status == 'I' && !p->failed)
+		session_keep_login_params(c);
 	for (int i = 0; status == 'I' && !p->failed && i < p->n; i++) {
 		const struct session_set *set = &p->sets[i];
 		if (params_is_reported(&c->params, set->name))

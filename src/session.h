@@ -31,6 +31,12 @@ void session_note_query(struct client *c, const char *sql, size_t len);
 /* The server answered c's request with an error: its SETs did not happen. */
 void session_note_error(struct client *c);
 
+/*
+ * Keeps c's settings as they were after login, for DISCARD ALL, before the first
+ * change (transaction and statement pooling only): most clients never change one.
+ */
+void session_keep_login_params(struct client *c);
+
 /* c's request ended on s with ReadyForQuery status: apply or drop its SETs. */
 void session_on_ready(struct client *c, struct server *s, char status);
 
