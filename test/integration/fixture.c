@@ -649,6 +649,16 @@ int sluice_stop(struct sluice *s)
 	return sluice_wait_exit(s, FIXTURE_STOP_SECONDS);
 }
 
+void sluice_stop_clean(struct sluice *s)
+{
+	struct sluice copy = *s;
+	int rc = sluice_stop(s);
+	if (rc != 0) {
+		char *log = sluice_log(&copy);
+		ck_abort_msg("pgsluice exited with %d; log tail:\n%s", rc, fixture_log_tail(log));
+	}
+}
+
 /* ---- libpq helpers ---- */
 
 /* Append key='value' with libpq's quoting; returns false when it does not fit. */

@@ -96,6 +96,10 @@ void sluice_signal(struct sluice *s, int sig);
  */
 int sluice_stop(struct sluice *s);
 
+/* sluice_stop() and require exit status 0: a crash or a sanitizer report fails the test,
+ * with the end of the daemon's log. */
+void sluice_stop_clean(struct sluice *s);
+
 /* Wait up to timeout_s for the daemon to exit on its own; returns as sluice_stop(),
  * or -2 when it is still running (s stays valid then). Frees s only when it exited. */
 int sluice_wait_exit(struct sluice *s, double timeout_s);

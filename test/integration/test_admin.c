@@ -60,19 +60,6 @@ static void adm_rewrite(struct sluice *s, const char *extra)
 	ck_assert_msg(sluice_rewrite(s, extra, databases), "cannot rewrite %s", s->conf_path);
 }
 
-/* Stops the daemon and requires a clean exit. */
-static void adm_stop(struct sluice *s)
-{
-	struct sluice copy = *s;
-	int rc = sluice_stop(s);
-	if (rc != 0) {
-		char *log = sluice_log(&copy);
-		size_t len = strlen(log);
-		ck_abort_msg("pgsluice exited with %d; log tail:\n%s", rc,
-			     len > 3000 ? log + len - 3000 : log);
-	}
-}
-
 static PGconn *adm_console(const struct sluice *s)
 {
 	return fixture_connect_ok(s->port, ADM_CONSOLE, FIXTURE_ADMIN_USER, FIXTURE_ADMIN_PASSWORD,
@@ -388,7 +375,7 @@ START_TEST(every_show_command_answers_a_table_with_pgbouncer_columns_first)
 	free(v);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -456,7 +443,7 @@ START_TEST(every_command_works_through_psql_and_psql_x)
 	free(out);
 	PQfinish(a);
 	PQfinish(app);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -490,7 +477,7 @@ START_TEST(n_queries_grow_total_query_count_by_exactly_n)
 			 n + 3);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -538,7 +525,7 @@ START_TEST(pg_sleep_moves_query_p99_above_200_ms)
 	ck_assert_msg(last > 200000, "the last period's p99 never passed 200 ms (%lld us)", last);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -566,7 +553,7 @@ START_TEST(stats_user_may_show_but_not_pause_and_others_are_refused)
 	PQfinish(app);
 	PQfinish(st);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -601,7 +588,7 @@ START_TEST(unknown_commands_empty_queries_and_extended_protocol_get_clear_answer
 	adm_exec(a, "RESUME " ADM_DB);
 	ck_assert_int_eq(adm_num(a, "SHOW DATABASES", "name", ADM_DB, "paused"), 0);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -651,7 +638,7 @@ START_TEST(pause_holds_a_new_query_until_resume_and_it_then_succeeds)
 	PQfinish(in_tx);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -679,7 +666,7 @@ START_TEST(kill_closes_the_database_connections_and_holds_it_until_resume)
 	adm_run_queries(app, 1);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -703,7 +690,7 @@ START_TEST(disable_refuses_new_clients_until_enable)
 	PQfinish(c);
 	PQfinish(before);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -725,7 +712,7 @@ START_TEST(reconnect_replaces_the_server_connection)
 	free(pid2);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -755,7 +742,7 @@ START_TEST(reload_after_changing_default_pool_size_changes_show_pools)
 	adm_run_queries(app, 1);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -780,7 +767,7 @@ START_TEST(set_changes_changeable_keys_and_refuses_the_rest)
 	adm_run_queries(app, 1);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -888,7 +875,7 @@ START_TEST(metrics_pass_promtool_and_agree_with_show_stats)
 	free(resp);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -912,7 +899,7 @@ START_TEST(metrics_endpoint_refuses_other_paths_and_methods)
 	resp = adm_http(mport, "GET /metrics HTTP/1.0\r\n\r\n");
 	ck_assert_msg(strncmp(resp, "HTTP/1.1 200 ", 13) == 0, "answer: %.200s", resp);
 	free(resp);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -960,7 +947,7 @@ START_TEST(show_routing_and_servers_name_each_target_of_a_replicated_database)
 	PQclear(r);
 	PQfinish(app);
 	PQfinish(a);
-	adm_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 

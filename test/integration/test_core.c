@@ -79,19 +79,6 @@ static void core_rewrite(struct sluice *s, const char *mode, const char *extra)
 	ck_assert_msg(sluice_rewrite(s, global, databases), "cannot rewrite %s", s->conf_path);
 }
 
-/* Stop the daemon and require a clean exit: a crash or sanitizer report fails the test. */
-static void core_stop(struct sluice *s)
-{
-	struct sluice copy = *s;
-	int rc = sluice_stop(s);
-	if (rc != 0) {
-		char *log = sluice_log(&copy);
-		size_t len = strlen(log);
-		ck_abort_msg("pgsluice exited with %d; log tail:\n%s", rc,
-			     len > 3000 ? log + len - 3000 : log);
-	}
-}
-
 static PGconn *core_connect(const struct sluice *s, const char *extra)
 {
 	return fixture_connect_ok(s->port, core_db(), FIXTURE_USER, FIXTURE_PASSWORD, extra);
@@ -322,7 +309,7 @@ static void core_check_protocols(const char *mode)
 		core_exec(c, "COMMIT");
 	}
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 
 START_TEST(simple_and_extended_protocol_work_in_session_mode)
@@ -493,7 +480,7 @@ START_TEST(two_hundred_clients_share_a_pool_of_five)
 			      "the primary had %ld backends of app, pool size is %d", sm.max_seen,
 			      CORE_HERD_POOL);
 	pthread_mutex_destroy(&h.lock);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -547,7 +534,7 @@ static void core_check_shared_limit(const char *extra, const char *db_b, const c
 	PQfinish(b);
 	PQfinish(a);
 	PQfinish(su);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 
 START_TEST(max_user_connections_holds_across_databases_and_idle_servers_make_room)
@@ -597,7 +584,7 @@ START_TEST(query_wait_timeout_gives_57014_and_the_client_can_retry)
 	core_assert_value(waiter, "SELECT 2", "2");
 	PQfinish(waiter);
 	PQfinish(holder);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -653,7 +640,7 @@ START_TEST(killed_client_in_transaction_leaves_no_lock)
 	PGconn *su = core_superuser();
 	core_assert_value(su, "SELECT v FROM t_kill WHERE id = 1", "2");
 	PQfinish(su);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -747,7 +734,7 @@ START_TEST(copy_in_and_out_of_100000_rows_keeps_every_byte)
 	free(got.data);
 	free(sent.data);
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -793,7 +780,7 @@ START_TEST(bytea_of_50_mb_round_trips_unchanged)
 	PQclear(r);
 	free(blob);
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -829,7 +816,7 @@ START_TEST(cancel_of_pg_sleep_returns_57014_within_one_second)
 			  "0");
 	PQfinish(su);
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -846,7 +833,7 @@ START_TEST(wrong_password_is_refused_with_28P01)
 	PGconn *c = core_connect(s, NULL);
 	core_assert_value(c, "SELECT current_user", FIXTURE_USER);
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -891,7 +878,7 @@ START_TEST(scram_secret_alone_logs_in_to_servers_by_pass_through)
 	ck_assert_msg(strstr(log, "no client has logged in with it yet") == NULL,
 		      "a server login was tried before any client proved the key:\n%s", log);
 	free(log);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -910,7 +897,7 @@ START_TEST(unknown_user_is_refused_like_a_wrong_password)
 	core_mask_word(unknown.message, "nosuchuser");
 	ck_assert_msg(wrong.message[0] != '\0', "no message in: %s", wrong.raw);
 	ck_assert_str_eq(unknown.message, wrong.message);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -925,7 +912,7 @@ START_TEST(unknown_database_is_refused_with_3D000)
 	PGconn *c = core_connect(s, NULL);
 	core_assert_value(c, "SELECT current_database()", FIXTURE_DB);
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -959,7 +946,7 @@ START_TEST(max_client_conn_exceeded_is_refused_with_53300)
 	PQfinish(again);
 	PQfinish(c[0]);
 	PQfinish(c[1]);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1034,7 +1021,7 @@ START_TEST(each_client_keeps_its_own_startup_parameters_on_a_shared_server)
 			      pid[1]);
 	PQfinish(c[0]);
 	PQfinish(c[1]);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1081,7 +1068,7 @@ START_TEST(pgbench_simple_and_extended_run_without_failures)
 	ck_assert_int_eq(core_value_long(c, "SELECT count(*) FROM pgbench_branches"), 1);
 	ck_assert_int_gt(core_value_long(c, "SELECT count(*) FROM pgbench_history"), 0);
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1106,7 +1093,7 @@ START_TEST(pgbench_50_clients_on_10_servers_run_without_failures)
 		ck_assert_msg(sm.max_seen <= 10, "the primary had %ld backends of app, pool is 10",
 			      sm.max_seen);
 	free(out);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1178,7 +1165,7 @@ START_TEST(sighup_grows_the_pool_without_dropping_clients)
 	ck_assert_int_eq(PQstatus(keeper), CONNECTION_OK);
 	core_assert_value(keeper, "SELECT 42", "42");
 	PQfinish(keeper);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1269,7 +1256,7 @@ static void core_check_bad_startup(const unsigned char *bytes, size_t len)
 	core_assert_value(fresh, "SELECT 'fresh'", "fresh");
 	PQfinish(fresh);
 	PQfinish(good);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 
 START_TEST(startup_packet_with_length_3_gets_08P01_and_close)
@@ -1308,7 +1295,7 @@ START_TEST(statement_mode_refuses_begin_with_0A000)
 	core_assert_value(fresh, "SELECT now() = statement_timestamp()", "t");
 	core_assert_value(fresh, "SELECT 'served'", "served");
 	PQfinish(fresh);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1370,7 +1357,7 @@ START_TEST(idle_transaction_timeout_closes_with_25P03_and_releases_the_lock)
 	core_assert_value(c, "UPDATE t_idle SET v = v + 10 WHERE id = 1 RETURNING v", "10");
 	core_exec(c, "COMMIT");
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1390,7 +1377,7 @@ START_TEST(client_idle_timeout_closes_with_57P05)
 	PGconn *c = core_connect(s, NULL);
 	core_assert_value(c, "SELECT 'next'", "next");
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1434,7 +1421,7 @@ START_TEST(session_set_follows_the_client_and_leaks_to_no_one)
 	PQfinish(a);
 	PQfinish(b);
 	PQfinish(c);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1472,7 +1459,7 @@ START_TEST(server_killed_mid_query_fails_that_client_and_spares_the_next)
 	core_assert_value(next, "SELECT 'alive'", "alive");
 	PQfinish(next);
 	PQfinish(su);
-	core_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 

@@ -97,19 +97,6 @@ static struct sluice *faults_start(const char *global_extra, const char *databas
 	return sluice_start(global_extra, databases);
 }
 
-/* Stop the daemon and require a clean exit: a crash or sanitizer report fails the test. */
-static void faults_stop(struct sluice *s)
-{
-	struct sluice copy = *s;
-	int rc = sluice_stop(s);
-	if (rc != 0) {
-		char *log = sluice_log(&copy);
-		size_t len = strlen(log);
-		ck_abort_msg("pgsluice exited with %d; log tail:\n%s", rc,
-			     len > 3000 ? log + len - 3000 : log);
-	}
-}
-
 static PGconn *faults_connect(const struct sluice *s)
 {
 	return fixture_connect_ok(s->port, FAULTS_DB, FIXTURE_USER, FIXTURE_PASSWORD, NULL);
@@ -565,7 +552,7 @@ START_TEST(replica_killed_under_read_load_costs_no_client_an_error)
 	char *log = sluice_log(s);
 	ck_assert_msg(strstr(log, "banned") != NULL, "no ban was logged:\n%s", log);
 	free(log);
-	faults_stop(s);
+	sluice_stop_clean(s);
 	fixture_replica_start(0);
 	ck_assert_msg(faults_wait_streaming(60.0), "replica1 does not stream again");
 }
@@ -672,7 +659,7 @@ START_TEST(silent_server_fails_login_with_08006_within_server_connect_timeout)
 	PGconn *c = faults_connect(s);
 	faults_assert_value(c, "SELECT 'still fine'", "still fine");
 	PQfinish(c);
-	faults_stop(s);
+	sluice_stop_clean(s);
 	close(lfd);
 }
 END_TEST
@@ -730,7 +717,7 @@ START_TEST(silent_server_fails_a_query_with_08006_and_keeps_the_session)
 	}
 	ck_assert_msg(back, "the session never worked again: %s", PQerrorMessage(c));
 	PQfinish(c);
-	faults_stop(s);
+	sluice_stop_clean(s);
 	close(lfd);
 }
 END_TEST
@@ -772,7 +759,7 @@ START_TEST(slow_query_neither_delays_others_nor_outlives_query_timeout)
 	free(log);
 	PQfinish(slow);
 	PQfinish(fast);
-	faults_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -805,7 +792,7 @@ START_TEST(half_a_startup_packet_is_closed_after_client_login_timeout)
 	char *log = sluice_log(s);
 	ck_assert_msg(strstr(log, "FATAL 08P01: client_login_timeout") != NULL, "log:\n%s", log);
 	free(log);
-	faults_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -857,7 +844,7 @@ static void faults_check_half_message(uint32_t total, size_t sent, const char *e
 	ck_assert_msg(r.type == 'Z', "the next client's query did not complete (got '%c' %s)",
 		      r.type != '\0' ? r.type : '-', r.sqlstate);
 	close(next);
-	faults_stop(s);
+	sluice_stop_clean(s);
 }
 
 START_TEST(half_a_small_message_is_closed_after_client_idle_timeout)
@@ -951,7 +938,7 @@ START_TEST(client_that_stops_reading_a_huge_result_leaves_memory_bounded)
 	faults_assert_value(other, "SELECT 3", "3");
 	PQfinish(other);
 	PQfinish(su);
-	faults_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1014,7 +1001,7 @@ START_TEST(slowloris_beyond_max_client_conn_stays_bounded_and_expires)
 	PGconn *c = faults_connect(s);
 	faults_assert_value(c, "SELECT 'served'", "served");
 	PQfinish(c);
-	faults_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1057,7 +1044,7 @@ START_TEST(connection_churn_leaks_neither_descriptors_nor_memory)
 	ck_assert_msg(rss_after - rss_before < FAULTS_CHURN_RSS_KB, "RSS %ld -> %ld kB",
 		      rss_before, rss_after);
 	free(out);
-	faults_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1127,7 +1114,7 @@ START_TEST(sighup_every_100_ms_under_load_fails_no_transaction)
 	PGconn *c = fixture_connect_ok(s->port, FIXTURE_DB, FIXTURE_USER, FIXTURE_PASSWORD, NULL);
 	faults_assert_value(c, "SELECT 'alive'", "alive");
 	PQfinish(c);
-	faults_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1261,7 +1248,7 @@ START_TEST(ten_thousand_idle_clients_cost_less_than_16_kB_each)
 	faults_assert_value(c, "SELECT 'after'", "after");
 	PQfinish(c);
 	PQfinish(first);
-	faults_stop(s);
+	sluice_stop_clean(s);
 }
 END_TEST
 
@@ -1357,7 +1344,7 @@ START_TEST(primary_crash_under_load_errors_cleanly_and_recovers)
 	ck_assert_msg(strstr(log, "server 127.0.0.1:") != NULL, "the loss was not logged:\n%s",
 		      log);
 	free(log);
-	faults_stop(s);
+	sluice_stop_clean(s);
 	ck_assert_msg(faults_wait_streaming(60.0), "the replicas do not stream again");
 }
 END_TEST
