@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "client.h"
 #include "health.h"
 #include "log.h"
@@ -268,7 +269,8 @@ static const char *server_login_secret(struct worker *w, const struct pool *p, c
 		return p->db->login_password;
 	}
 	*user = p->user;
-	return userlist_find(w->users, p->user);
+	const char *secret = userlist_find(w->users, p->user);
+	return secret != NULL ? secret : auth_pool_secret(p->db, p->user);
 }
 
 static void server_send_startup(struct worker *w, struct server *s)
