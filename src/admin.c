@@ -22,8 +22,10 @@
 #include <sys/socket.h>
 
 #include "classify.h"
+#include "auth.h"
 #include "cancel.h"
 #include "client.h"
+#include "hba.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -1215,9 +1217,22 @@ static bool run_set(struct worker *w, struct obuf *ob, const struct admin_statem
 		free(errors);
 		return false;
 	}
+	/* So must new hba rules: a bad file keeps the rules in force. */
+	bool hba_file = strcmp(key->name, "hba_file") == 0;
+	struct hba_rules *hba = NULL;
+	if (hba_file) {
+		struct config probe = {.hba_file = st->value[0] != '\0' ? (char *)st->value : NULL};
+		if (!worker_load_hba(&probe, &hba, &errors)) {
+			admin_put_error(ob, "F0000", NULL, errors, "could not load hba_file \"%s\"",
+					st->value);
+			free(errors);
+			return false;
+		}
+	}
 	config_format_value(w->cfg, key, old, sizeof(old));
 	if (!config_set_value(w->cfg, key, st->value, why, sizeof(why))) {
 		userlist_free(users);
+		hba_free(hba);
 		admin_put_error(ob, "22023", NULL, NULL, "%s: %s", key->name, why);
 		return false;
 	}
@@ -1225,6 +1240,12 @@ static bool run_set(struct worker *w, struct obuf *ob, const struct admin_statem
 		userlist_free(w->users);
 		w->users = users;
 	}
+	if (hba_file) {
+		hba_free(w->hba);
+		w->hba = hba;
+	}
+	if (strncmp(key->name, "auth_", 5) == 0 || auth_file)
+		auth_restart_lookups(w);
 	bool logging = strcmp(key->name, "logfile") == 0 || strcmp(key->name, "syslog") == 0 ||
 		       strcmp(key->name, "verbose") == 0;
 	if (logging && !log_open(w->cfg->logfile, w->cfg->syslog, w->cfg->verbose)) {

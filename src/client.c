@@ -152,6 +152,7 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 	list_del(&c->node);
 	conn_close(&c->conn);
 	auth_clear(c);
+	auth_release(c);
 	params_free(&c->params);
 	querylog_client_gone(c);
 	session_forget(c);
@@ -370,6 +371,7 @@ static void client_login(struct worker *w, struct client *c)
 		return;
 	}
 	c->pool->n_clients++;
+	auth_give_secret_to_pool(c);
 	c->mode = pool_mode_of(w, c->pool);
 	c->rename_statements = c->mode != POOL_SESSION && w->cfg->max_prepared_statements > 0;
 	const struct user_conf *uc = config_find_user(w->cfg, c->user);
@@ -383,8 +385,10 @@ static void client_login(struct worker *w, struct client *c)
 	pool_acquire(w, c->pool, c);
 }
 
-static void client_after_auth(struct worker *w, struct client *c, enum auth_result r)
+void client_on_auth(struct worker *w, struct client *c, enum auth_result r)
 {
+	if (r == AUTH_GONE)
+		return;
 	if (r == AUTH_FAILED) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"", c->user);
@@ -500,7 +504,7 @@ static bool client_read_startup(struct worker *w, struct client *c)
 		if ((st.code & 0xffff) != 0 || n_unknown > 0)
 			proto_put_negotiate(&c->conn.out, 0, unknown, n_unknown);
 		client_set_state(c, CLIENT_AUTH);
-		client_after_auth(w, c, auth_begin(w, c));
+		client_on_auth(w, c, auth_begin(w, c));
 		return false;
 	}
 	return true;
@@ -714,6 +718,8 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 	struct worker *w = client_worker(c);
 	uint8_t type = msg[0];
 	if (c->state == CLIENT_AUTH) {
+		if (c->auth_step == AUTH_STEP_LOOKUP)
+			return CONN_STOP; /* auth_query has not answered: nothing was asked yet */
 		if (type != 'p') {
 			client_fatal(w, c, "08P01", "expected a password message");
 			return CONN_GONE;
@@ -851,7 +857,7 @@ static void client_after_process(struct worker *w, struct client *c, enum conn_r
 	switch (r) {
 	case CONN_YIELDED:
 		if (c->state == CLIENT_AUTH) {
-			client_after_auth(w, c, (enum auth_result)c->auth_outcome);
+			client_on_auth(w, c, (enum auth_result)c->auth_outcome);
 			break;
 		}
 		if (c->is_admin) {

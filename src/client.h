@@ -12,6 +12,7 @@
 #ifndef PGSLUICE_CLIENT_H
 #define PGSLUICE_CLIENT_H
 
+#include "auth.h"
 #include "worker.h"
 
 /*
@@ -22,6 +23,13 @@ void client_accept(struct worker *w, int fd, const char *addr, bool refusing);
 
 /* Refuses an accepted socket with a FATAL error (max_client_conn, shutdown). */
 void client_refuse(int fd, const char *sqlstate, const char *message);
+
+/*
+ * The outcome r of an authentication step of c (auth.h): OK logs c in,
+ * FAILED refuses it with 28P01, CONTINUE sends what auth queued, GONE
+ * (c already closed) does nothing.
+ */
+void client_on_auth(struct worker *w, struct client *c, enum auth_result r);
 
 /* Moves c to state, keeping the worker's bookkeeping right. */
 void client_set_state(struct client *c, enum client_state state);

@@ -22,6 +22,8 @@
 
 #include <ini.h>
 
+#include "authquery.h"
+
 #define USEC_PER_SEC INT64_C(1000000)
 #define USEC_PER_DAY (INT64_C(86400) * USEC_PER_SEC)
 #define DURATION_MAX (365 * USEC_PER_DAY)
@@ -95,6 +97,22 @@ const struct cfg_key config_keys[] = {
 	       "How clients prove who they are: trust, md5 or scram-sha-256"),
 	K_STR(auth_file, "", true,
 	      "File of \"user\" \"secret\" lines; required unless auth_type = trust"),
+	K_STR(hba_file, "", true,
+	      "pg_hba.conf-style rules choosing each client's method; empty = auth_type for all"),
+	K_STR(auth_user, "", true,
+	      "User that runs auth_query for users missing from auth_file; empty = no auth_query"),
+	K_STR(auth_query, AUTHQUERY_DEFAULT_QUERY, true,
+	      "Query returning the user name and secret of the user in $1"),
+	K_STR(auth_dbname, "", true,
+	      "Database auth_query runs in; empty = the server database the client asked for"),
+	K_DUR(auth_query_timeout, "5s", "Longest wait of a login for its auth_query answer"),
+	K_DUR(auth_query_cache_ttl, "1min", "How long a secret auth_query found is kept; 0 = not"),
+	K_DUR(auth_query_negative_ttl, "5s",
+	      "How long an auth_query answer of no such user is kept; 0 = not"),
+	K_INT(auth_query_cache_size, "10000", true, 0, 1000000,
+	      "Most auth_query answers kept per database"),
+	K_INT(auth_query_max_waiting, "1000", true, 1, 1000000,
+	      "Most logins waiting for auth_query per database; more are refused"),
 	K_STR(admin_users, "", true, "Users who may run every admin command, comma separated"),
 	K_STR(stats_users, "", true,
 	      "Users who may run the read-only SHOW commands, comma separated"),

@@ -116,6 +116,15 @@ struct config {
 	int pool_mode; /* enum pool_mode */
 	int auth_type; /* enum auth_type */
 	char *auth_file;
+	char *hba_file;
+	char *auth_user;
+	char *auth_query;
+	char *auth_dbname;
+	int64_t auth_query_timeout; /* µs */
+	int64_t auth_query_cache_ttl;
+	int64_t auth_query_negative_ttl;
+	int auth_query_cache_size;
+	int auth_query_max_waiting;
 	char *admin_users; /* comma separated */
 	char *stats_users;
 

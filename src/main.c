@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hba.h"
 #include "log.h"
 #include "querylog.h"
 #include "userlist.h"
@@ -37,8 +38,9 @@ static void usage(FILE *out)
 		PACKAGE_VERSION);
 }
 
-/* Loads the configuration and its auth file; prints every problem. */
-static bool load_all(const char *path, struct config **cfg, struct userlist **users)
+/* Loads the configuration, its auth file and its hba file; prints every problem. */
+static bool load_all(const char *path, struct config **cfg, struct userlist **users,
+		     struct hba_rules **hba)
 {
 	char *errors = NULL;
 	*cfg = config_load(path, &errors);
@@ -57,6 +59,14 @@ static bool load_all(const char *path, struct config **cfg, struct userlist **us
 			*cfg = NULL;
 			return false;
 		}
+	}
+	if (!worker_load_hba(*cfg, hba, &errors)) {
+		fprintf(stderr, "%s", errors != NULL ? errors : "hba_file could not be read\n");
+		free(errors);
+		userlist_free(*users);
+		config_free(*cfg);
+		*cfg = NULL;
+		return false;
 	}
 	return true;
 }
@@ -212,7 +222,8 @@ int main(int argc, char **argv)
 	d->config_path = argv[optind];
 	struct config *cfg;
 	struct userlist *users;
-	if (!load_all(d->config_path, &cfg, &users)) {
+	struct hba_rules *hba;
+	if (!load_all(d->config_path, &cfg, &users, &hba)) {
 		free(d);
 		return 1;
 	}
@@ -220,6 +231,7 @@ int main(int argc, char **argv)
 		printf("%s: configuration is valid (%zu databases)\n", d->config_path, cfg->n_dbs);
 		config_free(cfg);
 		userlist_free(users);
+		hba_free(hba);
 		free(d);
 		return 0;
 	}
@@ -239,7 +251,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d->worker.config_path = d->config_path;
-	if (!worker_init(&d->worker, loop, cfg, users)) {
+	if (!worker_init(&d->worker, loop, cfg, users, hba)) {
 		log_error("could not start: see the messages above");
 		return 1;
 	}

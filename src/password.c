@@ -99,6 +99,29 @@ bool password_md5_check(const char *secret, const char *user, const uint8_t salt
 	return ok;
 }
 
+bool password_check_plain(const char *secret, const char *user, const char *password)
+{
+	size_t len = strlen(password);
+	if (len == 0)
+		return false;
+	char hashed[36];
+	bool ok = false;
+	switch (password_kind_of(secret)) {
+	case PASSWORD_PLAIN:
+		ok = strlen(secret) == len && CRYPTO_memcmp(secret, password, len) == 0;
+		break;
+	case PASSWORD_MD5:
+		password_md5_secret(user, password, hashed);
+		ok = CRYPTO_memcmp(hashed, secret, PASSWORD_MD5_LEN) == 0;
+		OPENSSL_cleanse(hashed, sizeof(hashed));
+		break;
+	case PASSWORD_SCRAM:
+		ok = scram_verify_password(secret, password);
+		break;
+	}
+	return ok;
+}
+
 bool password_random_bytes(uint8_t *out, size_t n)
 {
 	if (n > INT_MAX)

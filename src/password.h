@@ -64,6 +64,16 @@ bool password_md5_check(const char *secret, const char *user, const uint8_t salt
 			const char *client_response);
 
 /*
+ * Checks a password a client sent in clear (the hba_file method password)
+ * against the user's secret of any kind: plaintext compared in constant time
+ * over its length, md5 hashed with user, SCRAM derived with the secret's salt
+ * (scram_verify_password). An empty password always fails.
+ * secret: the user's secret; user: the role name; password: NUL-terminated.
+ * Returns true when the password matches.
+ */
+bool password_check_plain(const char *secret, const char *user, const char *password);
+
+/*
  * Fills a buffer from the cryptographic random generator.
  * out: receives n bytes.
  * n: how many; at most INT_MAX.

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "client.h"
 #include "health.h"
 #include "log.h"
@@ -57,6 +58,7 @@ void pool_free_if_unused(struct worker *w, struct pool *p)
 	struct target *t = p->target;
 	list_del(&p->node);
 	params_free(&p->welcome);
+	auth_secret_free(p->auth_secret);
 	free(p->user);
 	free(p);
 	t->n_pools--;

@@ -314,6 +314,24 @@ bool scram_secret_parse(const char *secret, struct scram_secret *out)
 	       key_len == SCRAM_KEY_LEN;
 }
 
+bool scram_verify_password(const char *secret, const char *password)
+{
+	struct scram_secret sec;
+	size_t password_len = strnlen(password, SCRAM_MAX_PASSWORD + 1);
+	if (password_len == 0 || password_len > SCRAM_MAX_PASSWORD ||
+	    !scram_secret_parse(secret, &sec) || sec.iterations > SCRAM_MAX_ITERATIONS)
+		return false;
+	uint8_t client_key[SCRAM_KEY_LEN], server_key[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
+	bool ok = derive_keys(password, password_len, sec.salt, sec.salt_len, sec.iterations,
+			      client_key, server_key) &&
+		  sha256(client_key, sizeof(client_key), stored);
+	ok = ok && CRYPTO_memcmp(stored, sec.stored_key, SCRAM_KEY_LEN) == 0 &&
+	     CRYPTO_memcmp(server_key, sec.server_key, SCRAM_KEY_LEN) == 0;
+	OPENSSL_cleanse(client_key, sizeof(client_key));
+	OPENSSL_cleanse(server_key, sizeof(server_key));
+	return ok;
+}
+
 bool scram_build_secret(const char *password, int iterations, char *out, size_t cap)
 {
 	size_t password_len = strnlen(password, SCRAM_MAX_PASSWORD + 1);

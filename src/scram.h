@@ -152,6 +152,18 @@ bool scram_secret_parse(const char *secret, struct scram_secret *out);
 bool scram_build_secret(const char *password, int iterations, char *out, size_t cap);
 
 /*
+ * Checks a plaintext password (from a cleartext password exchange) against
+ * a SCRAM-SHA-256 secret, in constant time over the keys.
+ * secret: a pg_authid SCRAM secret; password: the client's password, used
+ * as raw bytes like scram_build_secret() does.
+ * Returns true when the password derives the secret's StoredKey and
+ * ServerKey; false for a wrong, empty or too long password, a secret that
+ * does not parse, more than SCRAM_MAX_ITERATIONS iterations, or a failing
+ * libcrypto.
+ */
+bool scram_verify_password(const char *secret, const char *password);
+
+/*
  * Prepares the verification of a client. Secrets that cannot verify SCRAM
  * (md5, empty) start a mock exchange instead, as scram_server_init_mock()
  * does. A string that starts like a SCRAM secret but does not parse is a

@@ -23,6 +23,7 @@
 
 #include <openssl/crypto.h>
 
+#include "auth.h"
 #include "client.h"
 #include "health.h"
 #include "log.h"
@@ -271,7 +272,8 @@ static const char *server_login_secret(struct worker *w, const struct pool *p, c
 		return p->db->login_password;
 	}
 	*user = p->user;
-	return userlist_find(w->users, p->user);
+	const char *secret = userlist_find(w->users, p->user);
+	return secret != NULL ? secret : auth_pool_secret(p->db, p->user);
 }
 
 /* SCRAM pass-through: the ClientKey a client proved for secret, and the secret parsed. */

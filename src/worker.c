@@ -15,8 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "cancel.h"
 #include "client.h"
+#include "hba.h"
 #include "health.h"
 #include "listener.h"
 #include "log.h"
@@ -32,6 +34,8 @@
 
 /* How often the janitor looks at timeouts; the finest timeout resolution. */
 #define JANITOR_PERIOD 0.1
+/* Room for the problems of a bad hba_file (hba.c truncates and counts the rest). */
+#define HBA_ERRORS_MAX 4096
 
 static bool str_equal(const char *a, const char *b)
 {
@@ -198,6 +202,7 @@ static void database_free(struct worker *w, struct database *db)
 		t->n_pools = 0;
 		worker_free_target_if_unused(w, t);
 	}
+	auth_database_gone(db);
 	list_del(&db->node);
 	free(db->name);
 	free(db->dbname);
@@ -311,7 +316,7 @@ static void worker_on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 }
 
 bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
-		 struct userlist *users)
+		 struct userlist *users, struct hba_rules *hba)
 {
 	const char *config_path = w->config_path;
 	memset(w, 0, sizeof(*w));
@@ -320,6 +325,7 @@ bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 	w->started_at = w->stats_period_start = ev_now(loop);
 	w->cfg = cfg;
 	w->users = users;
+	w->hba = hba;
 	ev_set_userdata(loop, w);
 	iobuf_pool_init(&w->iobufs, (uint32_t)cfg->pkt_buf);
 	list_init(&w->databases);
@@ -342,18 +348,41 @@ bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 	return listener_open_all(w) && metrics_start(w);
 }
 
-void worker_reload(struct worker *w, struct config *cfg, struct userlist *users)
+void worker_reload(struct worker *w, struct config *cfg, struct userlist *users,
+		   struct hba_rules *hba)
 {
 	config_free(w->cfg);
 	w->cfg = cfg;
 	userlist_free(w->users);
 	w->users = users;
+	hba_free(w->hba);
+	w->hba = hba;
 	worker_apply_databases(w);
+	auth_restart_lookups(w);
 	if (!router_configure(w))
 		log_error("out of memory applying write_functions/read_only_functions");
 	if (!querylog_configure(w))
 		log_error("out of memory applying the slow-query settings");
 	log_info("configuration reloaded: %zu databases", cfg->n_dbs);
+}
+
+bool worker_load_hba(const struct config *cfg, struct hba_rules **hba, char **errors)
+{
+	*hba = NULL;
+	*errors = NULL;
+	if (cfg->hba_file == NULL)
+		return true;
+	char err[HBA_ERRORS_MAX];
+	err[0] = '\0';
+	*hba = hba_load(cfg->hba_file, err, sizeof(err));
+	if (*hba != NULL)
+		return true;
+	if (err[0] == '\0')
+		snprintf(err, sizeof(err), "%s: out of memory", cfg->hba_file);
+	size_t n = strlen(err) + sizeof("hba_file: \n");
+	if ((*errors = malloc(n)) != NULL)
+		snprintf(*errors, n, "hba_file: %s\n", err);
+	return false;
 }
 
 char *worker_reload_from_file(struct worker *w)
@@ -367,11 +396,17 @@ char *worker_reload_from_file(struct worker *w)
 		config_free(cfg);
 		return errors != NULL ? errors : strdup("auth_file could not be read");
 	}
+	struct hba_rules *hba = NULL;
+	if (!worker_load_hba(cfg, &hba, &errors)) {
+		userlist_free(users);
+		config_free(cfg);
+		return errors != NULL ? errors : strdup("hba_file could not be read");
+	}
 	if (!log_open(cfg->logfile, cfg->syslog, cfg->verbose))
 		log_error("could not open log file \"%s\"", cfg->logfile);
 	log_reopen();
 	querylog_reopen(w);
-	worker_reload(w, cfg, users);
+	worker_reload(w, cfg, users, hba);
 	return NULL;
 }
 
@@ -439,7 +474,9 @@ void worker_destroy(struct worker *w)
 	config_free(w->cfg);
 	userlist_free(w->users);
 	scramkeys_free(w->scram_keys);
+	hba_free(w->hba);
 	w->cfg = NULL;
 	w->users = NULL;
 	w->scram_keys = NULL;
+	w->hba = NULL;
 }

@@ -42,6 +42,9 @@ struct querylog;
 struct inflight;
 struct prepared_set;
 struct session_pending;
+struct hba_rules;
+struct authquery;
+struct authquery_wait;
 
 enum target_role { TARGET_PRIMARY, TARGET_REPLICA };
 
@@ -109,6 +112,7 @@ struct database {
 	uint64_t reads_failed;     /* reads refused for want of a replica (replica_fallback=error) */
 	ev_tstamp ryw_pending_since; /* read_your_writes=global: last commit not yet probed */
 	int64_t slow_query_threshold; /* µs; -1: the global slow_query_threshold */
+	struct authquery *authquery; /* auth.c: auth_query lookups on the primary, made on use */
 	struct stats stats;
 };
 
@@ -118,6 +122,7 @@ struct pool {
 	struct database *db;
 	struct target *target; /* the server this pool connects to */
 	char *user;
+	char *auth_secret;           /* the user's secret auth_query found, for server logins */
 	enum pool_mode mode;
 	struct list_head idle;       /* SERVER_IDLE, most recently used first */
 	struct list_head active;     /* SERVER_ACTIVE */
@@ -195,7 +200,14 @@ enum client_state {
 /* SET pgsluice.route = ... of a session. */
 enum route_pin { ROUTE_PIN_AUTO, ROUTE_PIN_PRIMARY, ROUTE_PIN_REPLICA };
 
-enum client_auth_step { AUTH_STEP_NONE, AUTH_STEP_MD5, AUTH_STEP_SCRAM_FIRST, AUTH_STEP_SCRAM_FINAL };
+enum client_auth_step {
+	AUTH_STEP_NONE,
+	AUTH_STEP_LOOKUP, /* waiting for auth_query's answer */
+	AUTH_STEP_MD5,
+	AUTH_STEP_PASSWORD, /* hba_file method password: the password in clear */
+	AUTH_STEP_SCRAM_FIRST,
+	AUTH_STEP_SCRAM_FINAL,
+};
 
 struct client {
 	struct conn conn;
@@ -215,6 +227,10 @@ struct client {
 	struct client *cancel_next; /* worker's cancel table chain */
 	enum client_auth_step auth_step;
 	uint8_t auth_outcome;       /* enum auth_result of the last message */
+	uint8_t auth_method;        /* enum hba_method: hba_file's rule, else auth_type */
+	struct authquery *aq;       /* the lookup object c waits on (AUTH_STEP_LOOKUP) */
+	struct authquery_wait *aq_wait;
+	char *auth_secret;          /* the secret auth_query found (malloc'd, wiped when freed) */
 	uint8_t md5_salt[4];
 	struct scram_server *scram;
 	bool fail_pending;          /* drop the request's messages up to Sync */
@@ -257,6 +273,8 @@ struct worker {
 	ev_tstamp stats_period_start;
 	struct userlist *users;
 	struct scramkeys *scram_keys; /* ClientKeys for SCRAM pass-through */
+	struct hba_rules *hba;       /* hba_file's rules; NULL: none, auth_type for all */
+	bool authquery_restarting;   /* auth.c: lookups answered now are asked again */
 	struct iobuf_pool iobufs;
 	struct list_head databases;
 	struct list_head clients;
@@ -289,16 +307,25 @@ static inline bool database_has_replicas(const struct database *db)
 	return db->targets.prev != &db->primary->node;
 }
 
-/* Sets up w around loop with cfg (which w then owns); false on failure. */
+/* Sets up w around loop with cfg, users and hba (which w then owns); false on failure. */
 bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
-		 struct userlist *users);
+		 struct userlist *users, struct hba_rules *hba);
 
-/* Applies a new configuration (w takes ownership of cfg and users). */
-void worker_reload(struct worker *w, struct config *cfg, struct userlist *users);
+/* Applies a new configuration (w takes ownership of cfg, users and hba). */
+void worker_reload(struct worker *w, struct config *cfg, struct userlist *users,
+		   struct hba_rules *hba);
 
 /*
- * Reads w->config_path and its auth file again and applies them. Returns
- * NULL on success, else the problems (malloc'd; the running config stays).
+ * Reads the hba_file cfg names into *hba (NULL when cfg names none).
+ * Returns true on success; else false with *errors set to the problems
+ * (malloc'd, one per line, or NULL when memory ran out).
+ */
+bool worker_load_hba(const struct config *cfg, struct hba_rules **hba, char **errors);
+
+/*
+ * Reads w->config_path, its auth file and its hba file again and applies
+ * them. Returns NULL on success, else the problems (malloc'd; the running
+ * config, users and rules stay).
  */
 char *worker_reload_from_file(struct worker *w);
 

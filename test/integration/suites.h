@@ -29,4 +29,7 @@ Suite *slowlog_integration_suite(void);
 /* test_faults.c: servers and clients that die, stall or misbehave; load, leaks, crashes. */
 Suite *faults_suite(void);
 
+/* test_access.c: hba_file rules and reloads; auth_query logins, refusals and failures. */
+Suite *access_suite(void);
+
 #endif

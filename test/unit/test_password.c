@@ -181,6 +181,29 @@ START_TEST(random_bytes_refuses_oversized_request)
 }
 END_TEST
 
+START_TEST(plain_check_accepts_the_password_of_every_secret_kind)
+{
+	ck_assert(password_check_plain("s3cr3t", "bob", "s3cr3t"));
+	ck_assert(password_check_plain(PG_MD5_SECRET, "bob", "s3cr3t"));
+	ck_assert(password_check_plain(PG_SCRAM_SECRET, "postgres", "correct horse"));
+}
+END_TEST
+
+START_TEST(plain_check_rejects_wrong_passwords_users_and_empty)
+{
+	ck_assert(!password_check_plain("s3cr3t", "bob", "s3cr3"));
+	ck_assert(!password_check_plain("s3cr3t", "bob", "s3cr3tt"));
+	ck_assert(!password_check_plain(PG_MD5_SECRET, "bob", "S3cr3t"));
+	/* md5 salts with the user: the same password for another user is another hash. */
+	ck_assert(!password_check_plain(PG_MD5_SECRET, "alice", "s3cr3t"));
+	ck_assert(!password_check_plain(PG_SCRAM_SECRET, "postgres", "correct horse!"));
+	ck_assert(!password_check_plain("", "bob", ""));
+	ck_assert(!password_check_plain(PG_MD5_SECRET, "bob", ""));
+	/* The hash itself is not the password. */
+	ck_assert(!password_check_plain(PG_MD5_SECRET, "bob", PG_MD5_SECRET));
+}
+END_TEST
+
 Suite *password_suite(void)
 {
 	Suite *s = suite_create("password");
@@ -204,6 +227,11 @@ Suite *password_suite(void)
 	tcase_add_test(md5, md5_check_rejects_scram_secret);
 	tcase_add_test(md5, md5_check_rejects_empty_password);
 	suite_add_tcase(s, md5);
+
+	TCase *plain = tcase_create("plain");
+	tcase_add_test(plain, plain_check_accepts_the_password_of_every_secret_kind);
+	tcase_add_test(plain, plain_check_rejects_wrong_passwords_users_and_empty);
+	suite_add_tcase(s, plain);
 
 	TCase *rnd = tcase_create("random");
 	tcase_add_test(rnd, random_bytes_differ_between_draws);

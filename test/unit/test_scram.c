@@ -234,6 +234,24 @@ START_TEST(round_trip_with_built_secret)
 }
 END_TEST
 
+START_TEST(verify_password_checks_both_keys_of_a_secret)
+{
+	char secret[256];
+	ck_assert(scram_build_secret("pencil", 4096, secret, sizeof(secret)));
+	ck_assert(scram_verify_password(secret, "pencil"));
+	ck_assert(!scram_verify_password(secret, "pencil2"));
+	ck_assert(!scram_verify_password(secret, ""));
+	ck_assert(scram_verify_password(PG_SECRET, PG_PASSWORD));
+	ck_assert(!scram_verify_password("md5" "5084196a44b964e4f23437318558fb73", "s3cr3t"));
+	/* A secret whose ServerKey does not belong to its StoredKey is refused. */
+	char forged[256];
+	snprintf(forged, sizeof(forged), "%s", secret);
+	char *server_key = strrchr(forged, ':') + 1;
+	server_key[0] = server_key[0] == 'A' ? 'B' : 'A';
+	ck_assert(!scram_verify_password(forged, "pencil"));
+}
+END_TEST
+
 START_TEST(round_trip_with_postgres_secret)
 {
 	reset();
@@ -1008,6 +1026,7 @@ Suite *scram_suite(void)
 	TCase *trip = tcase_create("round_trip");
 	tcase_add_test(trip, round_trip_with_plaintext_secret);
 	tcase_add_test(trip, round_trip_with_built_secret);
+	tcase_add_test(trip, verify_password_checks_both_keys_of_a_secret);
 	tcase_add_test(trip, round_trip_with_postgres_secret);
 	tcase_add_test(trip, round_trip_with_escaped_username);
 	tcase_add_test(trip, server_nonce_extends_client_nonce_with_random_suffix);
