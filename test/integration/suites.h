@@ -29,4 +29,7 @@ Suite *slowlog_integration_suite(void);
 /* test_faults.c: servers and clients that die, stall or misbehave; load, leaks, crashes. */
 Suite *faults_suite(void);
 
+/* test_tls.c: TLS toward clients (modes, certificates, reload) and toward the server. */
+Suite *tls_integration_suite(void);
+
 #endif
