@@ -715,6 +715,7 @@ struct socket_row {
 	bool close_needed;
 	const void *ptr, *link;
 	int remote_pid;
+	SSL *ssl; /* TLS state, NULL for plaintext */
 	const char *application_name;
 };
 
@@ -745,7 +746,10 @@ static void put_socket_row(struct resultset *rs, const struct socket_row *r)
 	else
 		resultset_put_null(rs);
 	resultset_put_int(rs, r->remote_pid);
-	resultset_put_text(rs, ""); /* TLS is not implemented */
+	if (r->ssl != NULL)
+		resultset_put_textf(rs, "%s/%s", tls_version(r->ssl), tls_cipher(r->ssl));
+	else
+		resultset_put_text(rs, "");
 	resultset_put_text(rs, r->application_name != NULL ? r->application_name : "");
 }
 
@@ -758,6 +762,7 @@ static const char *client_state_name(enum client_state state)
 	case CLIENT_ACTIVE:
 		return "active";
 	case CLIENT_STARTUP:
+	case CLIENT_TLS:
 	case CLIENT_AUTH:
 	case CLIENT_WELCOME:
 		break;
@@ -787,6 +792,7 @@ static void show_clients(struct worker *w, struct obuf *ob)
 			.ptr = c,
 			.link = c->server,
 			.remote_pid = peer_pid(c->conn.fd),
+			.ssl = c->conn.ssl,
 			.application_name = params_get(&c->params, "application_name"),
 		};
 		put_socket_row(&rs, &r);
@@ -836,6 +842,7 @@ static void show_server_row(struct resultset *rs, const struct server *s)
 		.ptr = s,
 		.link = s->client,
 		.remote_pid = (int)s->backend_pid,
+		.ssl = s->conn.ssl,
 		.application_name = params_get(&s->params, "application_name"),
 	};
 	put_socket_row(rs, &r);
@@ -1071,8 +1078,8 @@ static void count_objects(struct worker *w, struct object_counts *n)
 	list_for_each_safe(pos, tmp, &w->clients)
 	{
 		const struct client *c = list_entry(pos, struct client, node);
-		n->login_clients += c->state == CLIENT_STARTUP || c->state == CLIENT_AUTH ||
-				    c->state == CLIENT_WELCOME;
+		n->login_clients += c->state == CLIENT_STARTUP || c->state == CLIENT_TLS ||
+				    c->state == CLIENT_AUTH || c->state == CLIENT_WELCOME;
 	}
 }
 
@@ -1252,6 +1259,15 @@ static bool run_set(struct worker *w, struct obuf *ob, const struct admin_statem
 		config_set_value(w->cfg, key, old, why, sizeof(why));
 		admin_put_error(ob, "F0000", NULL, NULL, "could not open log file \"%s\"",
 				st->value);
+		return false;
+	}
+	bool tls = strncmp(key->name, "client_tls_", 11) == 0 ||
+		   strncmp(key->name, "server_tls_", 11) == 0;
+	char tls_err[1024];
+	if (tls && !worker_tls_configure(w, tls_err, sizeof(tls_err))) {
+		/* The running contexts stayed: the old value describes them. */
+		config_set_value(w->cfg, key, old, why, sizeof(why));
+		admin_put_error(ob, "F0000", NULL, NULL, "%s", tls_err);
 		return false;
 	}
 	if (!querylog_configure(w))

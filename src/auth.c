@@ -27,14 +27,13 @@
 #include "proto.h"
 #include "scram.h"
 #include "scramkeys.h"
+#include "tls.h"
 #include "userlist.h"
 
-/* Whether c's connection is encrypted: the one place the TLS state plugs in. No
- * client connection is encrypted yet, so hostssl rules never match. */
+/* Whether c's connection is encrypted (hostssl / hostnossl rules). */
 static bool auth_client_tls(const struct client *c)
 {
-	(void)c;
-	return false;
+	return c->conn.ssl != NULL;
 }
 
 /* c's secret: the auth file's, else the one auth_query found, else NULL. */
@@ -95,6 +94,39 @@ static const enum hba_method auth_type_methods[] = {
 	[AUTH_SCRAM] = HBA_METHOD_SCRAM_SHA_256,
 };
 
+/*
+ * The client certificate rule asks for (method cert, or clientcert=verify-ca /
+ * verify-full): one signed by client_tls_ca_file, and for verify-full (always for
+ * cert) with the user name as its common name. False when c was refused (and closed).
+ */
+static bool auth_client_cert_ok(struct worker *w, struct client *c, const struct hba_rule *rule,
+				bool tls)
+{
+	if (rule->clientcert == HBA_CLIENTCERT_NONE && rule->method != HBA_METHOD_CERT)
+		return true;
+	char cn[256];
+	const char *why = NULL;
+	if (!tls)
+		why = "certificate authentication needs TLS";
+	else if (!tls_peer_common_name(c->conn.ssl, cn, sizeof(cn)))
+		why = "connection requires a valid client certificate";
+	else if ((rule->method == HBA_METHOD_CERT || rule->clientcert == HBA_CLIENTCERT_VERIFY_FULL) &&
+		 strcmp(cn, c->user) != 0)
+		why = "certificate's common name does not match the user name";
+	if (why == NULL)
+		return true;
+	log_info("client %s: refused by %s line %d for user \"%s\": %s", c->addr,
+		 w->cfg->hba_file, rule->line, c->user, why);
+	char msg[512];
+	if (rule->method == HBA_METHOD_CERT && tls)
+		snprintf(msg, sizeof(msg), "certificate authentication failed for user \"%s\"",
+			 c->user);
+	else
+		snprintf(msg, sizeof(msg), "%s", why);
+	client_fatal(w, c, "28000", msg);
+	return false;
+}
+
 /* Sets c's method from hba_file's first matching rule, or from auth_type when there is
  * no hba_file; false when c was refused (and closed). */
 static bool auth_choose_method(struct worker *w, struct client *c)
@@ -125,14 +157,8 @@ static bool auth_choose_method(struct worker *w, struct client *c)
 		client_fatal(w, c, "28000", msg);
 		return false;
 	}
-	/* hba.c takes cert on hostssl lines only, which match TLS connections only; this
-	 * holds should a future rule type or TLS state let one through. */
-	if (rule->method == HBA_METHOD_CERT && !req.tls) {
-		log_info("client %s: refused by %s line %d: method cert without TLS",
-			 c->addr, w->cfg->hba_file, rule->line);
-		client_fatal(w, c, "28000", "certificate authentication needs TLS");
+	if (!auth_client_cert_ok(w, c, rule, req.tls))
 		return false;
-	}
 	log_debug("client %s: %s line %d: method %s", c->addr, w->cfg->hba_file, rule->line,
 		  hba_method_name(rule->method));
 	c->auth_method = (uint8_t)rule->method;
@@ -152,8 +178,18 @@ static enum auth_result auth_begin_scram(struct client *c, const char *secret)
 			  : scram_server_init_mock(c->scram, c->user);
 	if (!ok)
 		return AUTH_FAILED;
-	static const char mechanisms[] = "SCRAM-SHA-256\0";
-	proto_put_auth(&c->conn.out, PROTO_AUTH_SASL, mechanisms, sizeof(mechanisms));
+	/* Over TLS, SCRAM-SHA-256-PLUS binds the exchange to pgsluice's certificate. */
+	uint8_t end_point[TLS_END_POINT_MAX];
+	size_t end_point_len = 0;
+	if (c->conn.ssl != NULL &&
+	    tls_server_end_point(c->conn.ssl, true, end_point, &end_point_len) &&
+	    scram_server_set_channel_binding(c->scram, end_point, end_point_len)) {
+		static const char with_plus[] = "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0";
+		proto_put_auth(&c->conn.out, PROTO_AUTH_SASL, with_plus, sizeof(with_plus));
+	} else {
+		static const char plain[] = "SCRAM-SHA-256\0";
+		proto_put_auth(&c->conn.out, PROTO_AUTH_SASL, plain, sizeof(plain));
+	}
 	c->auth_step = AUTH_STEP_SCRAM_FIRST;
 	return AUTH_CONTINUE;
 }
@@ -180,8 +216,9 @@ static enum auth_result auth_begin_method(struct worker *w, struct client *c)
 		proto_put_auth(&c->conn.out, PROTO_AUTH_CLEARTEXT, NULL, 0);
 		c->auth_step = AUTH_STEP_PASSWORD;
 		return AUTH_CONTINUE;
-	case HBA_METHOD_REJECT:
 	case HBA_METHOD_CERT:
+		return AUTH_OK; /* auth_client_cert_ok checked the certificate */
+	case HBA_METHOD_REJECT:
 		break;
 	}
 	return AUTH_FAILED;
@@ -337,8 +374,12 @@ static enum auth_result auth_scram_first(struct client *c, const uint8_t *body, 
 	const char *mechanism;
 	const uint8_t *data;
 	size_t dlen;
-	if (!proto_parse_sasl_initial(body, len, &mechanism, &data, &dlen) ||
-	    strcmp(mechanism, "SCRAM-SHA-256") != 0) {
+	if (!proto_parse_sasl_initial(body, len, &mechanism, &data, &dlen)) {
+		log_info("client %s: malformed SASLInitialResponse", c->addr);
+		return AUTH_FAILED;
+	}
+	bool plus = strcmp(mechanism, "SCRAM-SHA-256-PLUS") == 0;
+	if (!plus && strcmp(mechanism, "SCRAM-SHA-256") != 0) {
 		log_info("client %s: unsupported SASL mechanism", c->addr);
 		return AUTH_FAILED;
 	}
@@ -347,6 +388,12 @@ static enum auth_result auth_scram_first(struct client *c, const uint8_t *body, 
 	if (!scram_server_handle_first(c->scram, (const char *)data, dlen, reply, sizeof(reply),
 				       &err)) {
 		log_info("client %s: SCRAM: %s", c->addr, err != NULL ? err : "bad client-first");
+		return AUTH_FAILED;
+	}
+	/* The mechanism and the gs2 header must agree on channel binding (RFC 5802). */
+	if (plus != (c->scram->cbind_flag == SCRAM_CBIND_USED)) {
+		log_info("client %s: SCRAM: mechanism %s does not match its channel binding flag",
+			 c->addr, mechanism);
 		return AUTH_FAILED;
 	}
 	proto_put_auth(&c->conn.out, PROTO_AUTH_SASL_CONTINUE, reply, strlen(reply));

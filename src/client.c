@@ -121,7 +121,7 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 {
 	if (c == NULL)
 		return;
-	if (w->cfg->log_disconnections && c->state != CLIENT_STARTUP)
+	if (w->cfg->log_disconnections && c->state != CLIENT_STARTUP && c->state != CLIENT_TLS)
 		log_info("client %s: closing (%s/%s): %s", c->addr, c->dbname ? c->dbname : "",
 			 c->user ? c->user : "", reason);
 	pool_cancel_wait(c);
@@ -422,6 +422,56 @@ static void client_handle_cancel(struct worker *w, struct client *c, uint32_t pi
 	client_close(w, c, "cancel request handled");
 }
 
+/* One step of c's TLS handshake; closes c when it fails. */
+static void client_tls_step(struct worker *w, struct client *c)
+{
+	char err[256];
+	switch (conn_tls_handshake(&c->conn, err, sizeof(err))) {
+	case TLS_DONE:
+		log_debug("client %s: TLS %s/%s", c->addr, tls_version(c->conn.ssl),
+			  tls_cipher(c->conn.ssl));
+		/* The startup packet follows (conn_tls_handshake fed it when already in). */
+		client_set_state(c, CLIENT_STARTUP);
+		break;
+	case TLS_WANT_READ:
+	case TLS_WANT_WRITE:
+		break;
+	case TLS_CLOSED:
+	case TLS_FAILED: {
+		/* No FATAL message: the client cannot read plaintext any more. */
+		char why[300];
+		snprintf(why, sizeof(why), "TLS handshake failed: %s", err);
+		log_info("client %s: %s", c->addr, why);
+		client_close(w, c, why);
+		break;
+	}
+	}
+}
+
+/* SSLRequest with a TLS context: answer 'S' and start the handshake. */
+static void client_begin_tls(struct worker *w, struct client *c)
+{
+	obuf_put_u8(&c->conn.out, 'S');
+	if (conn_flush(&c->conn) != CONN_OK) {
+		client_close(w, c, "could not answer the SSLRequest");
+		return;
+	}
+	if (!conn_tls_start(&c->conn, w->client_tls, true, NULL)) {
+		log_warning("client %s: could not start TLS", c->addr);
+		client_close(w, c, "could not start TLS");
+		return;
+	}
+	client_set_state(c, CLIENT_TLS);
+	client_tls_step(w, c);
+}
+
+/* Whether c must use TLS and does not (unix socket clients never must). */
+static bool client_lacks_tls(const struct worker *w, const struct client *c)
+{
+	return c->conn.ssl == NULL && w->cfg->client_tls_mode >= TLS_MODE_REQUIRE &&
+	       strcmp(c->addr, "unix") != 0;
+}
+
 /* Reads the untyped startup-phase packet; false when c was closed. */
 static bool client_read_startup(struct worker *w, struct client *c)
 {
@@ -449,7 +499,13 @@ static bool client_read_startup(struct worker *w, struct client *c)
 		c->conn.scan = in->start;
 		if (st.code == PROTO_SSL_REQUEST || st.code == PROTO_GSSENC_REQUEST) {
 			if (iobuf_len(in) > 0) {
+				/* CVE-2021-23214: such bytes would be taken as sent under TLS. */
 				client_fatal(w, c, "08P01", "data after an encryption request");
+				return false;
+			}
+			if (st.code == PROTO_SSL_REQUEST && w->client_tls != NULL &&
+			    c->conn.ssl == NULL) {
+				client_begin_tls(w, c);
 				return false;
 			}
 			obuf_put_u8(&c->conn.out, 'N');
@@ -461,6 +517,15 @@ static bool client_read_startup(struct worker *w, struct client *c)
 		}
 		if (w->shutting_down) {
 			client_fatal(w, c, "57P01", "pgsluice is shutting down");
+			return false;
+		}
+		if (client_lacks_tls(w, c)) {
+			char msg[160];
+			snprintf(msg, sizeof(msg),
+				 "pgsluice accepts only TLS connections (client_tls_mode = %s): "
+				 "connect with sslmode=require or stronger",
+				 tls_mode_name((enum tls_mode)w->cfg->client_tls_mode));
+			client_fatal(w, c, "28000", msg);
 			return false;
 		}
 		if (c->refusing) {
@@ -902,7 +967,7 @@ static void client_after_process(struct worker *w, struct client *c, enum conn_r
 
 void client_continue(struct worker *w, struct client *c)
 {
-	if (c->state == CLIENT_STARTUP)
+	if (c->state == CLIENT_STARTUP || c->state == CLIENT_TLS)
 		return;
 	client_after_process(w, c, conn_process(&c->conn, (uint32_t)w->cfg->max_packet_size));
 }
@@ -932,6 +997,10 @@ static void client_on_readable(struct ev_loop *loop, ev_io *io, int revents)
 	(void)revents;
 	struct client *c = io->data;
 	struct worker *w = client_worker(c);
+	if (c->state == CLIENT_TLS) {
+		client_tls_step(w, c);
+		return;
+	}
 	int n = conn_read(&c->conn);
 	if (n == -3)
 		return;
@@ -952,6 +1021,10 @@ static void client_on_writable(struct ev_loop *loop, ev_io *io, int revents)
 	(void)revents;
 	struct client *c = io->data;
 	struct worker *w = client_worker(c);
+	if (c->state == CLIENT_TLS) {
+		client_tls_step(w, c);
+		return;
+	}
 	enum conn_result r = conn_flush(&c->conn);
 	if (r == CONN_ERROR) {
 		client_close(w, c, "could not write to client");
@@ -978,6 +1051,15 @@ void client_janitor(struct worker *w, ev_tstamp now)
 			continue;
 		}
 		switch (c->state) {
+		case CLIENT_TLS:
+			/* Mid-handshake: no message can be sent. */
+			if (cfg->client_login_timeout > 0 &&
+			    now - c->connected_at > (double)cfg->client_login_timeout / 1e6) {
+				log_info("client %s: client_login_timeout during the TLS handshake",
+					 c->addr);
+				client_close(w, c, "client_login_timeout during the TLS handshake");
+			}
+			break;
 		case CLIENT_STARTUP:
 		case CLIENT_AUTH:
 			if (cfg->client_login_timeout > 0 &&

@@ -1,7 +1,7 @@
 /*
  * client.h - the client connection state machine.
  *
- * STARTUP -> AUTH -> WELCOME -> IDLE <-> WAITING -> ACTIVE -> IDLE ...
+ * STARTUP [-> TLS -> STARTUP] -> AUTH -> WELCOME -> IDLE <-> WAITING -> ACTIVE -> IDLE ...
  * A client asks its pool for a server when a request starts, streams its
  * messages to that server while linked, and is unlinked when the server
  * says the transaction is over (transaction/statement pooling) or when it

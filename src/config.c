@@ -10,6 +10,7 @@
  * snapshot at start and on SIGHUP and swaps it in whole.
  */
 #include "config.h"
+#include "tls.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -50,6 +51,10 @@ static const char *const route_unknown_names[] = {"primary", "replica", NULL};
 static const char *const read_your_writes_names[] = {"off", "client", "global", NULL};
 static const char *const slow_query_explain_names[] = {"off", "plan", "analyze", NULL};
 static const char *const shutdown_drain_names[] = {"transactions", "clients", NULL};
+/* In enum tls_mode's order: the field holds the enum value. */
+static const char *const tls_mode_names[] = {"disable", "allow",     "prefer",
+					     "require", "verify-ca", "verify-full", NULL};
+_Static_assert(TLS_MODE_VERIFY_FULL == 5, "tls_mode_names must follow enum tls_mode");
 
 /* offsetof(struct config, f), refused at compile time unless f has type T. */
 #define FIELD(f, T)                                                                                \
@@ -84,6 +89,28 @@ const struct cfg_key config_keys[] = {
 	      "Length of the kernel's queue of pending connections"),
 	K_BOOL(so_reuseport, "off", false,
 	       "Several pgsluice processes share the TCP port; cancels reach the right one"),
+	K_ENUM(client_tls_mode, "disable", true, tls_mode_names,
+	       "TLS toward clients: disable, allow, prefer, require, verify-ca or verify-full"),
+	K_STR(client_tls_cert_file, "", true,
+	      "PEM certificate chain pgsluice shows clients (leaf first)"),
+	K_STR(client_tls_key_file, "", true, "PEM private key of client_tls_cert_file"),
+	K_STR(client_tls_ca_file, "", true,
+	      "PEM CA certificates client certificates must chain to; required by verify-*"),
+	K_STR(client_tls_protocols, "secure", true,
+	      "Oldest TLS version clients may use: secure (= TLSv1.2), TLSv1.2 or TLSv1.3"),
+	K_STR(client_tls_ciphers, "", true,
+	      "OpenSSL cipher list for TLS 1.2 toward clients; empty = OpenSSL's default"),
+	K_ENUM(server_tls_mode, "disable", true, tls_mode_names,
+	       "TLS toward servers: disable, allow, prefer, require, verify-ca or verify-full"),
+	K_STR(server_tls_ca_file, "", true,
+	      "PEM CA certificates server certificates must chain to; required by verify-*"),
+	K_STR(server_tls_cert_file, "", true,
+	      "PEM certificate pgsluice shows servers that ask for one; empty = none"),
+	K_STR(server_tls_key_file, "", true, "PEM private key of server_tls_cert_file"),
+	K_STR(server_tls_protocols, "secure", true,
+	      "Oldest TLS version used with servers: secure (= TLSv1.2), TLSv1.2 or TLSv1.3"),
+	K_STR(server_tls_ciphers, "", true,
+	      "OpenSSL cipher list for TLS 1.2 toward servers; empty = OpenSSL's default"),
 	K_STR(logfile, "", true, "Log file; empty = standard error"),
 	K_STR(pidfile, "", false, "File that receives the process id; empty = none"),
 	K_BOOL(syslog, "off", true, "Also send the log to syslog"),

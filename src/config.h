@@ -106,6 +106,18 @@ struct config {
 	char *unix_socket_dir;
 	int listen_backlog;
 	bool so_reuseport;
+	int client_tls_mode; /* enum tls_mode */
+	char *client_tls_cert_file;
+	char *client_tls_key_file;
+	char *client_tls_ca_file;
+	char *client_tls_protocols;
+	char *client_tls_ciphers;
+	int server_tls_mode; /* enum tls_mode */
+	char *server_tls_ca_file;
+	char *server_tls_cert_file;
+	char *server_tls_key_file;
+	char *server_tls_protocols;
+	char *server_tls_ciphers;
 	char *logfile;
 	char *pidfile;
 	bool syslog;

@@ -1,5 +1,12 @@
 /*
  * conn.c - socket stream mechanics shared by clients and servers (conn.h).
+ *
+ * TLS: a conn with an SSL reads with tls_read() and writes with tls_writev().
+ * A flush always offers every unsent byte again from the first one, which is
+ * what OpenSSL's retry rule asks. OpenSSL may read ahead of what the buffer
+ * takes, so after a read (or once reading resumes) a read event is fed while
+ * it holds input; a read that must write first, or a write that must read
+ * first, arms the other watcher and feeds the waiting side when it fires.
  */
 #include "conn.h"
 
@@ -34,6 +41,8 @@ void conn_close(struct conn *c)
 		return;
 	ev_io_stop(c->worker->loop, &c->rio);
 	ev_io_stop(c->worker->loop, &c->wio);
+	tls_free(c->ssl);
+	c->ssl = NULL;
 	close(c->fd);
 	c->fd = -1;
 	iobuf_put(&c->worker->iobufs, c->in);
@@ -44,9 +53,50 @@ void conn_close(struct conn *c)
 	c->peer = NULL;
 }
 
+/* Feeds c's read watcher when OpenSSL holds input the socket will not signal. */
+static void conn_tls_feed_read(struct conn *c)
+{
+	if (ev_is_active(&c->rio) && tls_pending(c->ssl))
+		ev_feed_event(c->worker->loop, &c->rio, EV_READ);
+}
+
+/* recv() through TLS: the same results, errno EAGAIN while OpenSSL waits. */
+static ssize_t conn_tls_recv(struct conn *c, void *buf, size_t len)
+{
+	enum tls_step why = TLS_FAILED;
+	ssize_t n = tls_read(c->ssl, buf, len, &why);
+	if (n > 0) {
+		conn_tls_feed_read(c);
+		return n;
+	}
+	if (n == 0)
+		return 0;
+	if (why == TLS_WANT_WRITE) {
+		/* Resumed by conn_flush once the socket is writable. */
+		c->read_wants_write = true;
+		c->write_blocked = true;
+		ev_io_start(c->worker->loop, &c->wio);
+	}
+	errno = why == TLS_WANT_READ || why == TLS_WANT_WRITE ? EAGAIN : ECONNRESET;
+	return -1;
+}
+
+/* recv() or its TLS form. */
+static inline ssize_t conn_recv(struct conn *c, void *buf, size_t len)
+{
+	if (c->ssl != NULL)
+		return conn_tls_recv(c, buf, len);
+	return recv(c->fd, buf, len, 0);
+}
+
 int conn_read(struct conn *c)
 {
 	struct iobuf_pool *pool = &c->worker->iobufs;
+	if (c->write_wants_read) {
+		/* The socket became readable: the blocked TLS write can go on. */
+		c->write_wants_read = false;
+		ev_feed_event(c->worker->loop, &c->wio, EV_WRITE);
+	}
 	if (c->in == NULL) {
 		c->in = iobuf_get(pool);
 		if (c->in == NULL) {
@@ -63,7 +113,7 @@ int conn_read(struct conn *c)
 	}
 	if (in->end == pool->size)
 		return -2;
-	ssize_t n = recv(c->fd, in->data + in->end, pool->size - in->end, 0);
+	ssize_t n = conn_recv(c, in->data + in->end, pool->size - in->end);
 	if (n > 0) {
 		in->end += (uint32_t)n;
 		c->bytes_in += (uint64_t)n;
@@ -91,9 +141,33 @@ static void conn_release_empty_input(struct conn *c)
 	}
 }
 
+/*
+ * sendmsg() through TLS: the count sent, or -1 with errno EAGAIN (retry when
+ * the socket is ready the way c's flags say) or EPIPE.
+ */
+static ssize_t conn_tls_send(struct conn *c, const struct iovec *iov, int n, size_t len)
+{
+	enum tls_step why = TLS_WANT_WRITE;
+	ssize_t w = tls_writev(c->ssl, iov, n, &why);
+	if (w >= 0 && (size_t)w == len)
+		return w;
+	if (why == TLS_WANT_READ)
+		c->write_wants_read = true;
+	if (w > 0)
+		return w;
+	errno = why == TLS_WANT_READ || why == TLS_WANT_WRITE ? EAGAIN : EPIPE;
+	return -1;
+}
+
 enum conn_result conn_flush(struct conn *c)
 {
 	struct conn *src = c->peer;
+	if (c->read_wants_write) {
+		/* The socket became writable (or may have): the waiting TLS read goes on. */
+		c->read_wants_write = false;
+		if (ev_is_active(&c->rio))
+			ev_feed_event(c->worker->loop, &c->rio, EV_READ);
+	}
 	for (;;) {
 		struct iovec iov[2];
 		int n = 0;
@@ -105,8 +179,13 @@ enum conn_result conn_flush(struct conn *c)
 			iov[n++] = (struct iovec){src->in->data + src->in->start, fwd};
 		if (n == 0)
 			break;
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		ssize_t w;
+		if (c->ssl != NULL) {
+			w = conn_tls_send(c, iov, n, own + fwd);
+		} else {
+			struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+			w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		}
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -126,6 +205,11 @@ enum conn_result conn_flush(struct conn *c)
 				ev_io_start(c->worker->loop, &c->wio);
 				if (src != NULL)
 					conn_update_reading(src);
+			}
+			if (c->write_wants_read) {
+				/* Only input lets the TLS write on: conn_read resumes it. */
+				ev_io_stop(c->worker->loop, &c->wio);
+				ev_io_start(c->worker->loop, &c->rio);
 			}
 			return CONN_BLOCKED;
 		}
@@ -161,11 +245,52 @@ void conn_update_reading(struct conn *c)
 	if (c->fd < 0)
 		return;
 	bool full = c->in != NULL && c->in->start == 0 && c->in->end == c->worker->iobufs.size;
-	bool want = !c->read_paused && !full && !(c->peer != NULL && c->peer->write_blocked);
+	bool want = (!c->read_paused && !full && !(c->peer != NULL && c->peer->write_blocked)) ||
+		    c->write_wants_read;
 	if (want && !ev_is_active(&c->rio))
 		ev_io_start(c->worker->loop, &c->rio);
 	else if (!want && ev_is_active(&c->rio))
 		ev_io_stop(c->worker->loop, &c->rio);
+	if (want && c->ssl != NULL)
+		conn_tls_feed_read(c);
+}
+
+bool conn_tls_start(struct conn *c, SSL_CTX *ctx, bool is_server, const char *verify_host)
+{
+	if (conn_buffered(c) > 0)
+		return false;
+	if (c->in != NULL) {
+		iobuf_put(&c->worker->iobufs, c->in);
+		c->in = NULL;
+		c->scan = 0;
+	}
+	c->ssl = tls_new(ctx, c->fd, is_server, verify_host);
+	return c->ssl != NULL;
+}
+
+enum tls_step conn_tls_handshake(struct conn *c, char *err, size_t errlen)
+{
+	struct ev_loop *loop = c->worker->loop;
+	enum tls_step step = tls_handshake(c->ssl, err, errlen);
+	switch (step) {
+	case TLS_WANT_WRITE:
+		c->write_blocked = true;
+		ev_io_stop(loop, &c->rio);
+		ev_io_start(loop, &c->wio);
+		break;
+	case TLS_WANT_READ:
+	case TLS_DONE:
+		c->write_blocked = false;
+		ev_io_stop(loop, &c->wio);
+		ev_io_start(loop, &c->rio);
+		if (step == TLS_DONE)
+			conn_tls_feed_read(c);
+		break;
+	case TLS_CLOSED:
+	case TLS_FAILED:
+		break;
+	}
+	return step;
 }
 
 bool conn_awaits_rest(const struct conn *c)

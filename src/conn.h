@@ -8,6 +8,8 @@
  * bytes pgsluice generated for the peer (never copied). When the peer's
  * socket is full the reader stops (backpressure) until the peer drains.
  * A large message is streamed: only its header must fit in the buffer.
+ * A conn that negotiated TLS reads and writes through its SSL (tls.h)
+ * instead of the socket; everything above the byte stream stays the same.
  */
 #ifndef PGSLUICE_CONN_H
 #define PGSLUICE_CONN_H
@@ -17,6 +19,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "tls.h"
 
 struct worker;
 
@@ -68,6 +71,9 @@ struct conn {
 	bool write_blocked;     /* the socket is full; wio is armed */
 	bool read_paused;       /* the owner does not want input for now */
 	bool in_progress;       /* conn_process is on the stack (no re-entry) */
+	bool read_wants_write;  /* TLS: a read waits for the socket to become writable */
+	bool write_wants_read;  /* TLS: a write waits for the socket to become readable */
+	SSL *ssl;               /* TLS state, NULL for plaintext */
 	uint8_t bad_type;
 	uint32_t bad_length;
 	uint64_t bytes_in;
@@ -80,7 +86,7 @@ void conn_init(struct conn *c, struct worker *w, int fd, void *owner, conn_decid
 	       void (*on_readable)(struct ev_loop *, ev_io *, int),
 	       void (*on_writable)(struct ev_loop *, ev_io *, int));
 
-/* Stops watchers, returns buffers, closes the socket. */
+/* Stops watchers, returns buffers, frees the TLS state, closes the socket. */
 void conn_close(struct conn *c);
 
 /*
@@ -108,6 +114,23 @@ enum conn_result conn_flush(struct conn *c);
  * so that a message generated next keeps its place after them.
  */
 void conn_adopt_pending(struct conn *c);
+
+/*
+ * Switches c to TLS on its socket (after an SSLRequest answered 'S', or the
+ * server's 'S'). Nothing past the request may be buffered (CVE-2021-23214,
+ * CVE-2021-23222): the caller closes c when conn_buffered(c) > 0.
+ * ctx: the side's context; is_server: true toward a client; verify_host: as tls_new().
+ * Returns false when bytes are buffered or the TLS state cannot be made.
+ */
+bool conn_tls_start(struct conn *c, SSL_CTX *ctx, bool is_server, const char *verify_host);
+
+/*
+ * Advances c's TLS handshake and arms the watcher it waits for: rio for
+ * TLS_WANT_READ, wio (rio stopped) for TLS_WANT_WRITE. On TLS_DONE rio is
+ * armed, and a read event is fed when OpenSSL already holds input.
+ * err, errlen: why, on TLS_CLOSED or TLS_FAILED (the caller closes c).
+ */
+enum tls_step conn_tls_handshake(struct conn *c, char *err, size_t errlen);
 
 /* Re-evaluates whether c should be reading (buffer space, pause, backpressure). */
 void conn_update_reading(struct conn *c);

@@ -42,6 +42,7 @@ static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t 
 				      uint32_t avail);
 static void server_on_readable(struct ev_loop *loop, ev_io *io, int revents);
 static void server_on_writable(struct ev_loop *loop, ev_io *io, int revents);
+static void server_tls_step(struct worker *w, struct server *s);
 
 const char *server_describe(const struct server *s)
 {
@@ -701,6 +702,10 @@ static void server_on_readable(struct ev_loop *loop, ev_io *io, int revents)
 	(void)revents;
 	struct server *s = io->data;
 	struct worker *w = server_worker(s);
+	if (s->tls_setup != SERVER_TLS_NONE) {
+		server_tls_step(w, s);
+		return;
+	}
 	int n = conn_read(&s->conn);
 	if (n == -3)
 		return;
@@ -723,6 +728,94 @@ static void server_on_readable(struct ev_loop *loop, ev_io *io, int revents)
 	server_continue(w, s);
 }
 
+/* Sends the startup packet: the login proper begins. */
+static void server_start_login(struct server *s)
+{
+	server_send_startup(server_worker(s), s);
+	if (conn_flush(&s->conn) == CONN_ERROR)
+		server_login_failed(s, "08006", "could not send the startup packet");
+}
+
+/* Whether s asks for TLS: not over a unix socket, and not in disable or allow. */
+static bool server_asks_tls(const struct worker *w, const struct server *s)
+{
+	return w->cfg->server_tls_mode >= TLS_MODE_PREFER && s->pool->target->host[0] != '/';
+}
+
+/* Fails the login over TLS with why, naming the server and the mode. */
+static void server_tls_failed(struct worker *w, struct server *s, const char *why)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "TLS with server %s failed (server_tls_mode = %s): %s",
+		 s->addr, tls_mode_name((enum tls_mode)w->cfg->server_tls_mode), why);
+	server_login_failed(s, "08006", msg);
+}
+
+/* Reads the server's one-byte answer to the SSLRequest and acts on it. */
+static void server_tls_answer(struct worker *w, struct server *s)
+{
+	uint8_t answer;
+	/* Exactly one byte: whatever follows is the server's TLS (CVE-2021-23222). */
+	ssize_t n = recv(s->conn.fd, &answer, 1, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		server_tls_failed(w, s, n == 0 ? "server closed the connection after the SSLRequest"
+					   : strerror(errno));
+		return;
+	}
+	s->conn.bytes_in++;
+	enum tls_mode mode = (enum tls_mode)w->cfg->server_tls_mode;
+	if (answer == 'N') {
+		if (mode >= TLS_MODE_REQUIRE) {
+			server_tls_failed(w, s, "the server does not accept TLS");
+			return;
+		}
+		log_debug("server %s: no TLS offered, going on in plaintext", s->addr);
+		s->tls_setup = SERVER_TLS_NONE;
+		server_start_login(s);
+		return;
+	}
+	if (answer != 'S') {
+		server_tls_failed(w, s, "unexpected answer to the SSLRequest");
+		return;
+	}
+	const char *host = mode == TLS_MODE_VERIFY_FULL ? s->pool->target->host : NULL;
+	if (w->server_tls == NULL ||
+	    !conn_tls_start(&s->conn, w->server_tls, false, host)) {
+		server_tls_failed(w, s, w->server_tls == NULL ? "no TLS context (see the log)"
+							 : "could not start TLS");
+		return;
+	}
+	s->tls_setup = SERVER_TLS_HANDSHAKE;
+}
+
+/* Advances the SSLRequest exchange and the handshake; logs in once TLS is up. */
+static void server_tls_step(struct worker *w, struct server *s)
+{
+	if (s->tls_setup == SERVER_TLS_ANSWER) {
+		server_tls_answer(w, s);
+		if (s->tls_setup != SERVER_TLS_HANDSHAKE)
+			return;
+	}
+	char err[256];
+	switch (conn_tls_handshake(&s->conn, err, sizeof(err))) {
+	case TLS_DONE:
+		log_debug("server %s: TLS %s/%s", s->addr, tls_version(s->conn.ssl),
+			  tls_cipher(s->conn.ssl));
+		s->tls_setup = SERVER_TLS_NONE;
+		server_start_login(s);
+		break;
+	case TLS_WANT_READ:
+	case TLS_WANT_WRITE:
+		break;
+	case TLS_CLOSED:
+	case TLS_FAILED:
+		server_tls_failed(w, s, err);
+		break;
+	}
+}
+
 static void server_on_connected(struct worker *w, struct server *s)
 {
 	int err = 0;
@@ -740,9 +833,15 @@ static void server_on_connected(struct worker *w, struct server *s)
 	s->conn.write_blocked = false;
 	pool_set_server_state(s, SERVER_LOGIN);
 	ev_io_start(w->loop, &s->conn.rio);
-	server_send_startup(w, s);
-	if (conn_flush(&s->conn) == CONN_ERROR)
-		server_login_failed(s, "08006", "could not send the startup packet");
+	if (server_asks_tls(w, s)) {
+		s->tls_setup = SERVER_TLS_ANSWER;
+		obuf_put_u32(&s->conn.out, 8);
+		obuf_put_u32(&s->conn.out, PROTO_SSL_REQUEST);
+		if (conn_flush(&s->conn) == CONN_ERROR)
+			server_login_failed(s, "08006", "could not send the SSLRequest");
+		return;
+	}
+	server_start_login(s);
 }
 
 static void server_on_writable(struct ev_loop *loop, ev_io *io, int revents)
@@ -753,6 +852,10 @@ static void server_on_writable(struct ev_loop *loop, ev_io *io, int revents)
 	struct worker *w = server_worker(s);
 	if (s->state == SERVER_CONNECTING) {
 		server_on_connected(w, s);
+		return;
+	}
+	if (s->tls_setup == SERVER_TLS_HANDSHAKE) {
+		server_tls_step(w, s);
 		return;
 	}
 	enum conn_result r = conn_flush(&s->conn);

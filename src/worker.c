@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "auth.h"
 #include "cancel.h"
 #include "client.h"
@@ -308,6 +310,62 @@ static void worker_on_janitor(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 }
 
+/* Room for why a TLS context could not be built. */
+#define WORKER_TLS_ERR_MAX 1024
+
+/*
+ * Builds one side's context into *ctx (NULL when the mode needs none); keeps
+ * *ctx and writes err on failure.
+ */
+static bool worker_tls_side(SSL_CTX **ctx, const struct tls_settings *ts, bool toward_clients,
+			    char *err, size_t errlen)
+{
+	SSL_CTX *made = NULL;
+	/* Toward servers, allow connects in plaintext (see doc/tls.md). */
+	bool wanted = toward_clients ? ts->mode != TLS_MODE_DISABLE : ts->mode >= TLS_MODE_PREFER;
+	if (wanted) {
+		char why[WORKER_TLS_ERR_MAX / 2];
+		made = toward_clients ? tls_server_ctx_new(ts, why, sizeof(why))
+				      : tls_client_ctx_new(ts, why, sizeof(why));
+		if (made == NULL) {
+			snprintf(err, errlen, "%s_tls: %s", toward_clients ? "client" : "server", why);
+			return false;
+		}
+	}
+	SSL_CTX_free(*ctx);
+	*ctx = made;
+	return true;
+}
+
+bool worker_tls_configure(struct worker *w, char *err, size_t errlen)
+{
+	const struct config *cfg = w->cfg;
+	struct tls_settings cs = {
+		.mode = (enum tls_mode)cfg->client_tls_mode,
+		.cert_file = cfg->client_tls_cert_file,
+		.key_file = cfg->client_tls_key_file,
+		.ca_file = cfg->client_tls_ca_file,
+		.protocols = cfg->client_tls_protocols,
+		.ciphers = cfg->client_tls_ciphers,
+	};
+	struct tls_settings ss = {
+		.mode = (enum tls_mode)cfg->server_tls_mode,
+		.cert_file = cfg->server_tls_cert_file,
+		.key_file = cfg->server_tls_key_file,
+		.ca_file = cfg->server_tls_ca_file,
+		.protocols = cfg->server_tls_protocols,
+		.ciphers = cfg->server_tls_ciphers,
+	};
+	char client_err[WORKER_TLS_ERR_MAX / 2 + 16], server_err[WORKER_TLS_ERR_MAX / 2 + 16];
+	bool client_ok = worker_tls_side(&w->client_tls, &cs, true, client_err, sizeof(client_err));
+	bool server_ok = worker_tls_side(&w->server_tls, &ss, false, server_err, sizeof(server_err));
+	if (!client_ok && !server_ok)
+		snprintf(err, errlen, "%s; %s", client_err, server_err);
+	else if (!client_ok || !server_ok)
+		snprintf(err, errlen, "%s", client_ok ? server_err : client_err);
+	return client_ok && server_ok;
+}
+
 static void worker_on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
 	(void)loop;
@@ -338,6 +396,11 @@ bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 	worker_apply_databases(w);
 	if (!router_configure(w) || !querylog_configure(w))
 		return false;
+	char tls_err[WORKER_TLS_ERR_MAX];
+	if (!worker_tls_configure(w, tls_err, sizeof(tls_err))) {
+		log_error("%s", tls_err);
+		return false;
+	}
 	health_start(w);
 	ev_timer_init(&w->janitor, worker_on_janitor, JANITOR_PERIOD, JANITOR_PERIOD);
 	w->janitor.data = w;
@@ -363,6 +426,9 @@ void worker_reload(struct worker *w, struct config *cfg, struct userlist *users,
 		log_error("out of memory applying write_functions/read_only_functions");
 	if (!querylog_configure(w))
 		log_error("out of memory applying the slow-query settings");
+	char tls_err[WORKER_TLS_ERR_MAX];
+	if (!worker_tls_configure(w, tls_err, sizeof(tls_err)))
+		log_error("%s; that side keeps its running TLS context", tls_err);
 	log_info("configuration reloaded: %zu databases", cfg->n_dbs);
 }
 
@@ -470,6 +536,9 @@ void worker_destroy(struct worker *w)
 	querylog_free(w);
 	stmtreg_free(&w->statements);
 	router_free(w);
+	SSL_CTX_free(w->client_tls);
+	SSL_CTX_free(w->server_tls);
+	w->client_tls = w->server_tls = NULL;
 	iobuf_pool_destroy(&w->iobufs);
 	config_free(w->cfg);
 	userlist_free(w->users);

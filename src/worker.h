@@ -160,11 +160,19 @@ enum server_event {
 	SERVER_EVENT_STATEMENT_TX, /* a transaction began in statement mode */
 };
 
+/* Where a server connection is in asking for TLS (server_tls_mode). */
+enum server_tls_setup {
+	SERVER_TLS_NONE,      /* not asking: plaintext, or TLS is up */
+	SERVER_TLS_ANSWER,    /* SSLRequest sent, its one-byte answer awaited */
+	SERVER_TLS_HANDSHAKE, /* the server said 'S': handshake in progress */
+};
+
 struct server {
 	struct conn conn;
 	struct list_head node; /* the pool list its state names */
 	struct pool *pool;
 	enum server_state state;
+	enum server_tls_setup tls_setup; /* before the startup packet (SERVER_LOGIN) */
 	struct client *client; /* linked client (SERVER_ACTIVE) */
 	struct params params;  /* settings it runs with now */
 	struct params startup; /* what it logged in with: DISCARD ALL returns here */
@@ -190,6 +198,7 @@ struct server {
 
 enum client_state {
 	CLIENT_STARTUP, /* waiting for the startup packet */
+	CLIENT_TLS,     /* TLS handshake after an SSLRequest answered 'S' */
 	CLIENT_AUTH,    /* authentication exchange */
 	CLIENT_WELCOME, /* authenticated; learning its session parameters */
 	CLIENT_IDLE,    /* logged in, no server linked */
@@ -289,6 +298,8 @@ struct worker {
 	struct classify_options *classify_opts;
 	struct querylog *querylog; /* statement statistics, slow log, plan capture */
 	struct stmtreg statements; /* distinct named statements of all clients (pstmt.c) */
+	SSL_CTX *client_tls;      /* accepts TLS from clients; NULL: SSLRequest answered 'N' */
+	SSL_CTX *server_tls;      /* TLS toward servers; NULL: servers are not asked */
 	ev_timer janitor;
 	ev_timer health_timer;    /* health.c: the probe tick */
 	struct listener *peer;    /* so_reuseport: where the group passes on cancels */
@@ -310,6 +321,15 @@ static inline bool database_has_replicas(const struct database *db)
 /* Sets up w around loop with cfg, users and hba (which w then owns); false on failure. */
 bool worker_init(struct worker *w, struct ev_loop *loop, struct config *cfg,
 		 struct userlist *users, struct hba_rules *hba);
+
+/*
+ * Builds the TLS contexts w->cfg asks for (client_tls_*, server_tls_*) and swaps
+ * them in; connections keep the context they started with. A side whose
+ * context cannot be built keeps its running one.
+ * err, errlen: receive why, one side's problem ("client_tls: ...").
+ * Returns false when a side failed.
+ */
+bool worker_tls_configure(struct worker *w, char *err, size_t errlen);
 
 /* Applies a new configuration (w takes ownership of cfg, users and hba). */
 void worker_reload(struct worker *w, struct config *cfg, struct userlist *users,

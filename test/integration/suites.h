@@ -32,4 +32,7 @@ Suite *faults_suite(void);
 /* test_access.c: hba_file rules and reloads; auth_query logins, refusals and failures. */
 Suite *access_suite(void);
 
+/* test_tls.c: TLS toward clients (modes, certificates, reload) and toward the server. */
+Suite *tls_integration_suite(void);
+
 #endif
