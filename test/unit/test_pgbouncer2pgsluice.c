@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "suites.h"
+#include "tls.h"
 
 #define MIGRATE_PATH_MAX   1024
 #define MIGRATE_STDERR_MAX (64 * 1024)
@@ -172,12 +173,13 @@ START_TEST(production_file_keeps_pools_timeouts_and_entries)
 	migrate_assert_reported(&r, 26, "server_check_query");
 	migrate_assert_reported(&r, 44, "log_pooler_errors");
 	migrate_assert_reported(&r, 46, "tcp_keepalive");
-	migrate_assert_reported(&r, 48, "server_tls_sslmode");
 	ck_assert_ptr_nonnull(strstr(r.err, "production-userlist.txt line 5: not supported: "
 					    "text after the secret"));
-	/* client_tls_sslmode = disable is what pgsluice does anyway: no warning. */
-	ck_assert_ptr_null(strstr(r.err, "client_tls_sslmode"));
-	ck_assert_int_eq(migrate_count_lines(r.err), 9);
+	/* TLS settings carry over under pgsluice's names, without a warning. */
+	ck_assert_ptr_null(strstr(r.err, "tls_sslmode"));
+	ck_assert_int_eq(r.cfg->client_tls_mode, TLS_MODE_DISABLE);
+	ck_assert_int_eq(r.cfg->server_tls_mode, TLS_MODE_PREFER);
+	ck_assert_int_eq(migrate_count_lines(r.err), 8);
 	migrate_done(&r);
 }
 END_TEST
@@ -194,16 +196,16 @@ START_TEST(includes_and_unsupported_features_are_reported)
 	ck_assert_ptr_null(r.cfg->unix_socket_dir);
 	ck_assert(r.cfg->so_reuseport);
 	ck_assert_str_eq(config_find_db(r.cfg, "nohost")->host, "127.0.0.1");
+	/* auth_type = hba: the rules decide, carried as hba_file; TLS under pgsluice's names. */
+	ck_assert_str_eq(r.cfg->hba_file, "/etc/pgbouncer/pg_hba.conf");
+	ck_assert_int_eq(r.cfg->client_tls_mode, TLS_MODE_REQUIRE);
+	ck_assert_str_eq(r.cfg->client_tls_key_file, "/etc/ssl/private/pgbouncer.key");
 
 	migrate_assert_reported(&r, 3, "%include");
 	migrate_assert_reported(&r, 7, "unix_socket_mode");
 	migrate_assert_reported(&r, 8, "user");
-	migrate_assert_reported(&r, 9, "auth_type");
-	migrate_assert_reported(&r, 10, "auth_hba_file");
 	migrate_assert_reported(&r, 13, "verbose");
 	migrate_assert_reported(&r, 14, "dns_max_ttl");
-	migrate_assert_reported(&r, 17, "client_tls_sslmode");
-	migrate_assert_reported(&r, 18, "client_tls_key_file");
 	migrate_assert_reported(&r, 19, "no_such_setting");
 	migrate_assert_reported(&r, 23, "nohost");
 	migrate_assert_reported(&r, 25, "[peers]");
@@ -228,8 +230,9 @@ START_TEST(wildcard_and_auth_query_file_converts)
 	migrate_assert_reported(&r, 3, "* auth_user");
 	migrate_assert_reported(&r, 4, "analytics host");
 	migrate_assert_reported(&r, 4, "analytics load_balance_hosts");
-	migrate_assert_reported(&r, 11, "auth_user");
-	migrate_assert_reported(&r, 12, "auth_query");
+	/* Global auth_query carries over; a database's own auth_user does not. */
+	ck_assert_str_eq(r.cfg->auth_user, "pgbouncer");
+	ck_assert_str_eq(r.cfg->auth_query, "SELECT usename, passwd FROM pgbouncer.get_auth($1)");
 	migrate_assert_reported(&r, 15, "autodb_idle_timeout");
 	migrate_done(&r);
 }
