@@ -21,6 +21,7 @@ int main(void)
 	srunner_add_suite(runner, slowlog_integration_suite());
 	srunner_add_suite(runner, deploy_suite());
 	srunner_add_suite(runner, faults_suite());
+	srunner_add_suite(runner, batching_suite());
 	srunner_run_all(runner, CK_ENV);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);

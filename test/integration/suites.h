@@ -29,4 +29,7 @@ Suite *slowlog_integration_suite(void);
 /* test_faults.c: servers and clients that die, stall or misbehave; load, leaks, crashes. */
 Suite *faults_suite(void);
 
+/* test_batching.c: insert batching against the real primary. */
+Suite *batching_suite(void);
+
 #endif
