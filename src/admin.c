@@ -82,6 +82,8 @@ static const struct command_info commands[] = {
 				"Latency percentiles, last stats period and since start"},
 	[ADMIN_SHOW_ROUTING] = {"SHOW ROUTING", ARG_NONE, "SHOW", false, false, "SHOW ROUTING",
 				"Transactions routed to each server, fallbacks, retries, bans"},
+	[ADMIN_SHOW_BATCHES] = {"SHOW BATCHES", ARG_NONE, "SHOW", false, false, "SHOW BATCHES",
+				"Insert batching per database and user: batches, rows, fallbacks"},
 	[ADMIN_SHOW_LISTS] = {"SHOW LISTS", ARG_NONE, "SHOW", false, false, "SHOW LISTS",
 			      "Object counts"},
 	[ADMIN_SHOW_MEM] = {"SHOW MEM", ARG_NONE, "SHOW", false, false, "SHOW MEM",
@@ -758,6 +760,8 @@ static const char *client_state_name(enum client_state state)
 	switch (state) {
 	case CLIENT_WAITING:
 		return "waiting";
+	case CLIENT_BATCHED:
+		return "batched";
 	case CLIENT_IDLE:
 	case CLIENT_ACTIVE:
 		return "active";
@@ -1035,6 +1039,46 @@ static void show_routing(struct worker *w, struct obuf *ob)
 	resultset_end(&rs, "SHOW");
 }
 
+static void show_batches(struct worker *w, struct obuf *ob)
+{
+	static const struct resultset_column cols[] = {
+		{"database", RESULTSET_TEXT},	      {"user", RESULTSET_TEXT},
+		{"batches", RESULTSET_INT8},	      {"rows", RESULTSET_INT8},
+		{"avg_rows", RESULTSET_FLOAT8},	      {"fallbacks", RESULTSET_INT8},
+		{"unknown_outcomes", RESULTSET_INT8}, {"flush_idle_server", RESULTSET_INT8},
+		{"flush_max_delay", RESULTSET_INT8},  {"flush_max_rows", RESULTSET_INT8},
+		{"rows_waiting", RESULTSET_INT8},
+	};
+	struct resultset rs;
+	struct list_head *dpos, *dtmp, *pos, *tmp;
+	resultset_begin(&rs, ob, cols, sizeof(cols) / sizeof(cols[0]));
+	list_for_each_safe(dpos, dtmp, &w->databases)
+	{
+		struct database *db = list_entry(dpos, struct database, node);
+		list_for_each_safe(pos, tmp, &db->pools)
+		{
+			const struct pool *p = list_entry(pos, struct pool, node);
+			const struct batch_counts *b = &p->batching;
+			if (p->target->role != TARGET_PRIMARY)
+				continue;
+			resultset_row_begin(&rs);
+			resultset_put_text(&rs, db->name);
+			resultset_put_text(&rs, p->user);
+			resultset_put_uint(&rs, b->batches);
+			resultset_put_uint(&rs, b->rows);
+			double avg = b->batches > 0 ? (double)b->rows / (double)b->batches : 0.0;
+			resultset_put_float(&rs, avg);
+			resultset_put_uint(&rs, b->fallbacks);
+			resultset_put_uint(&rs, b->unknown);
+			resultset_put_uint(&rs, b->flushes[BATCH_FLUSH_IDLE]);
+			resultset_put_uint(&rs, b->flushes[BATCH_FLUSH_DELAY]);
+			resultset_put_uint(&rs, b->flushes[BATCH_FLUSH_ROWS]);
+			resultset_put_uint(&rs, b->rows_waiting);
+		}
+	}
+	resultset_end(&rs, "SHOW");
+}
+
 static void show_route(struct worker *w, struct obuf *ob, const char *sql)
 {
 	static const struct resultset_column cols[] = {
@@ -1287,6 +1331,7 @@ static bool run_statement(struct worker *w, struct client *c, const struct admin
 		[ADMIN_SHOW_POOLS] = show_pools,     [ADMIN_SHOW_CLIENTS] = show_clients,
 		[ADMIN_SHOW_SERVERS] = show_servers, [ADMIN_SHOW_STATS] = show_stats,
 		[ADMIN_SHOW_LATENCY] = show_latency, [ADMIN_SHOW_ROUTING] = show_routing,
+		[ADMIN_SHOW_BATCHES] = show_batches,
 		[ADMIN_SHOW_LISTS] = show_lists,     [ADMIN_SHOW_MEM] = show_mem,
 		[ADMIN_SHOW_SLOW_QUERIES] = querylog_show_slow,
 		[ADMIN_SHOW_QUERIES] = querylog_show_queries,

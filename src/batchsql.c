@@ -287,6 +287,87 @@ bool batchsql_candidate_from_extended(struct batchsql_row *row, const char *sql,
 				 bind_body, bind_len, &b);
 }
 
+/* Big-endian u32 at p. */
+static uint32_t batchsql_get_u32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* The size of the whole message at p when all of it is before end, else 0. */
+static size_t batchsql_whole(const uint8_t *p, const uint8_t *end)
+{
+	if (end - p < 5)
+		return 0;
+	size_t total = (size_t)batchsql_get_u32(p + 1) + 1;
+	if (total < 5 || (size_t)(end - p) < total)
+		return 0;
+	return total;
+}
+
+enum batchsql_scan batchsql_scan_extended(const uint8_t *msg, const uint8_t *end,
+					  struct batchsql_request *req)
+{
+	static const uint8_t execute[] = {'E', 0, 0, 0, 9, 0, 0, 0, 0, 0};
+	static const uint8_t describe[] = {'D', 0, 0, 0, 6, 'P', 0};
+	size_t t = batchsql_whole(msg, end);
+	if (t == 0 || msg[0] != 'P')
+		return BATCHSQL_SCAN_NO;
+	const uint8_t *p = msg + t;
+	if ((t = batchsql_whole(p, end)) == 0)
+		return BATCHSQL_SCAN_MORE;
+	if (p[0] != 'B')
+		return BATCHSQL_SCAN_NO;
+	req->bind = p + 5;
+	req->bind_len = t - 5;
+	p += t;
+	if ((t = batchsql_whole(p, end)) == 0)
+		return BATCHSQL_SCAN_MORE;
+	req->describe = p[0] == 'D';
+	if (req->describe) {
+		if (t != sizeof(describe) || memcmp(p, describe, t) != 0)
+			return BATCHSQL_SCAN_NO;
+		p += t;
+		if ((t = batchsql_whole(p, end)) == 0)
+			return BATCHSQL_SCAN_MORE;
+	}
+	if (t != sizeof(execute) || memcmp(p, execute, t) != 0)
+		return BATCHSQL_SCAN_NO;
+	p += t;
+	if ((t = batchsql_whole(p, end)) == 0)
+		return BATCHSQL_SCAN_MORE;
+	if (t != 5 || p[0] != 'S')
+		return BATCHSQL_SCAN_NO;
+	req->len = (size_t)(p + t - msg);
+	return BATCHSQL_SCAN_YES;
+}
+
+bool batchsql_candidate_from_request(struct batchsql_row *row, const uint8_t *msg,
+				     const struct batchsql_request *req)
+{
+	memset(row, 0, sizeof(*row));
+	const uint8_t *body = msg + 5, *end = msg + batchsql_get_u32(msg + 1) + 1;
+	if (body == end || body[0] != '\0')
+		return false; /* a named statement */
+	const uint8_t *sql = ++body;
+	const uint8_t *nul = memchr(sql, 0, (size_t)(end - sql));
+	if (nul == NULL || end - nul < 3)
+		return false;
+	body = nul + 1;
+	uint16_t n_types = (uint16_t)((body[0] << 8) | body[1]);
+	body += 2;
+	if ((size_t)(end - body) != (size_t)n_types * 4)
+		return false;
+	uint32_t *types = NULL;
+	if (n_types > 0 && (types = malloc((size_t)n_types * sizeof(*types))) == NULL)
+		return false;
+	for (uint16_t i = 0; i < n_types; i++)
+		types[i] = batchsql_get_u32(body + 4 * (size_t)i);
+	bool ok = batchsql_candidate_from_extended(row, (const char *)sql, (size_t)(nul - sql),
+						   types, n_types, req->bind, req->bind_len);
+	free(types);
+	return ok;
+}
+
 void batchsql_row_free(struct batchsql_row *row)
 {
 	free(row->mem);

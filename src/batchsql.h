@@ -80,6 +80,39 @@ bool batchsql_candidate_from_extended(struct batchsql_row *row, const char *sql,
 				      const uint32_t *param_types, uint16_t n_types,
 				      const uint8_t *bind_body, size_t bind_len);
 
+/* What batchsql_scan_extended found in a client's input. */
+struct batchsql_request {
+	size_t len;           /* bytes from the Parse's type byte to the end of the Sync */
+	const uint8_t *bind;  /* the Bind's body (after its 5-byte header) */
+	size_t bind_len;
+	bool describe;        /* a Describe of the unnamed portal came before the Execute */
+};
+
+enum batchsql_scan {
+	BATCHSQL_SCAN_NO,   /* not Parse, Bind, [Describe portal ""], Execute("", 0), Sync */
+	BATCHSQL_SCAN_YES,  /* exactly that, all of it before end */
+	BATCHSQL_SCAN_MORE, /* so far so good: the rest has not arrived */
+};
+
+/*
+ * Reads the messages of a client's input from the Parse at msg (its type
+ * byte; the whole Parse must be before end) up to end, the end of what has
+ * arrived. Only the framing and the Describe/Execute/Sync bodies are
+ * checked; batchsql_candidate_from_request reads Parse and Bind. Never
+ * reads at or past end.
+ */
+enum batchsql_scan batchsql_scan_extended(const uint8_t *msg, const uint8_t *end,
+					  struct batchsql_request *req);
+
+/*
+ * Fills *row from a request batchsql_scan_extended accepted (msg at its
+ * Parse): true when the Parse names the unnamed statement, is well formed
+ * and, with the Bind, makes a candidate (batchsql_candidate_from_extended).
+ * Returns false (row zeroed) otherwise or without memory.
+ */
+bool batchsql_candidate_from_request(struct batchsql_row *row, const uint8_t *msg,
+				     const struct batchsql_request *req);
+
 /* Releases what row owns and zeroes it; a zeroed row may be freed again. */
 void batchsql_row_free(struct batchsql_row *row);
 

@@ -18,6 +18,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "batch.h"
 #include "cancel.h"
 #include "health.h"
 #include "classify.h"
@@ -125,6 +126,8 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 		log_info("client %s: closing (%s/%s): %s", c->addr, c->dbname ? c->dbname : "",
 			 c->user ? c->user : "", reason);
 	pool_cancel_wait(c);
+	if (c->batch != NULL)
+		batch_client_gone(w, c);
 	struct server *s = c->server;
 	if (s != NULL) {
 		bool clean = s->expect_rfq == 0 && s->swallow_rfq == 0 && s->tx_status == 'I' &&
@@ -182,7 +185,15 @@ void client_fail_request(struct worker *w, struct client *c, const char *sqlstat
 		return;
 	}
 	proto_put_error(&c->conn.out, false, sqlstate, message, NULL, NULL);
-	c->fail_pending = true;
+	if (c->batch_rerun) {
+		/* Its request left its input when it joined a batch: it ends here. */
+		c->batch_rerun = false;
+		c->retried = false;
+		obuf_reset(&c->retry);
+		proto_put_ready(&c->conn.out, 'I');
+	} else {
+		c->fail_pending = true;
+	}
 	client_set_state(c, CLIENT_IDLE);
 	client_defer(w, c);
 }
@@ -265,6 +276,7 @@ void client_on_linked(struct worker *w, struct client *c)
 		s->expect_rfq += c->retry_rfq;
 		s->query_start = ev_now(w->loop);
 	}
+	c->batch_rerun = false;
 	client_defer(w, c);
 }
 
@@ -418,6 +430,8 @@ static void client_handle_cancel(struct worker *w, struct client *c, uint32_t pi
 	} else if (target->state == CLIENT_WAITING) {
 		pool_cancel_wait(target);
 		client_fail_request(w, target, "57014", "canceling statement due to user request");
+	} else if (target->state == CLIENT_BATCHED) {
+		batch_cancel(w, target);
 	}
 	client_close(w, c, "cancel request handled");
 }
@@ -796,7 +810,12 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 						       total - PROTO_HEADER_LEN);
 		return CONN_YIELD;
 	}
-	if (c->state == CLIENT_WELCOME || c->state == CLIENT_WAITING)
+	if (c->batch_skip > 0) {
+		/* The rest of a request whose row joined a batch (batch.c checked it whole). */
+		c->batch_skip--;
+		return CONN_CONSUMED;
+	}
+	if (c->state == CLIENT_WELCOME || c->state == CLIENT_WAITING || c->state == CLIENT_BATCHED)
 		return CONN_STOP;
 	if (type == 'X') {
 		client_close(w, c, "client disconnected");
@@ -865,6 +884,11 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 		if (p == NULL) {
 			client_fatal(w, c, "53200", "out of memory");
 			return CONN_GONE;
+		}
+		if (p == c->pool && !r.read) {
+			enum conn_action act = batch_offer(w, c, p, msg, total, avail);
+			if (act != CONN_FORWARD)
+				return act;
 		}
 		c->route_read = r.read;
 		c->retried = false;
@@ -1098,6 +1122,7 @@ void client_janitor(struct worker *w, ev_tstamp now)
 		}
 		case CLIENT_WELCOME:
 		case CLIENT_WAITING:
+		case CLIENT_BATCHED:
 			break;
 		}
 	}

@@ -78,6 +78,8 @@ struct db_conf {
 	bool read_routing;
 	bool read_your_writes_set;
 	int read_your_writes; /* enum read_your_writes */
+	bool batch_inserts_set;
+	bool batch_inserts;
 	bool replica_only;    /* every session of this alias goes to the replicas */
 	bool slow_query_threshold_set;
 	int64_t slow_query_threshold;
@@ -94,6 +96,8 @@ struct user_conf {
 	int max_user_connections; /* -1: the global max_user_connections; 0 = unlimited */
 	bool read_routing_set;
 	bool read_routing;
+	bool batch_inserts_set;
+	bool batch_inserts;
 	int line;
 };
 
@@ -197,6 +201,11 @@ struct config {
 	int slow_query_explain_connections;
 	int query_stats_max;
 	int query_stats_metrics_top;
+
+	/* insert batching (batch.c) */
+	bool batch_inserts;
+	int batch_max_rows;
+	int64_t batch_max_delay;
 
 	int max_prepared_statements;
 	int max_client_prepared_statements;

@@ -406,6 +406,72 @@ static void render_pools(struct worker *w, struct obuf *ob)
 	}
 }
 
+/* A counter of struct batch_counts, per database and user (primary pools only). */
+static const struct {
+	const char *name;
+	const char *type;
+	const char *help;
+	size_t offset;
+} batch_families[] = {
+	{"pgsluice_batch_batches_total", "counter", "Insert batches run (batches of SHOW BATCHES).",
+	 offsetof(struct batch_counts, batches)},
+	{"pgsluice_batch_rows_total", "counter", "Rows of the insert batches run (rows).",
+	 offsetof(struct batch_counts, rows)},
+	{"pgsluice_batch_fallbacks_total", "counter",
+	 "Batches whose rows ran again one by one (fallbacks).",
+	 offsetof(struct batch_counts, fallbacks)},
+	{"pgsluice_batch_unknown_outcomes_total", "counter",
+	 "Batches whose server was lost after COMMIT was sent (unknown_outcomes).",
+	 offsetof(struct batch_counts, unknown)},
+	{"pgsluice_batch_rows_waiting", "gauge", "Rows in batches not running yet (rows_waiting).",
+	 offsetof(struct batch_counts, rows_waiting)},
+};
+
+/* Writes the batch_families[k] samples of every primary pool (k == n: the flush reasons). */
+static void render_batch_family(struct worker *w, struct obuf *ob, size_t k, size_t n)
+{
+	static const char *const reasons[BATCH_FLUSH_N] = {"idle_server", "max_delay", "max_rows"};
+	struct list_head *dpos, *dtmp, *pos, *tmp;
+	list_for_each_safe(dpos, dtmp, &w->databases)
+	{
+		struct database *db = list_entry(dpos, struct database, node);
+		list_for_each_safe(pos, tmp, &db->pools)
+		{
+			const struct pool *p = list_entry(pos, struct pool, node);
+			if (p->target->role != TARGET_PRIMARY)
+				continue;
+			const char *labels[] = {"database", db->name, "user",
+						p->user,    "reason", NULL};
+			if (k < n) {
+				size_t off = batch_families[k].offset;
+				const char *field = (const char *)&p->batching + off;
+				put_uint_sample(ob, batch_families[k].name, labels, 2,
+						*(const uint64_t *)field);
+				continue;
+			}
+			for (int r = 0; r < BATCH_FLUSH_N; r++) {
+				labels[5] = reasons[r];
+				put_uint_sample(ob, "pgsluice_batch_flushes_total", labels, 3,
+						p->batching.flushes[r]);
+			}
+		}
+	}
+}
+
+static void render_batches(struct worker *w, struct obuf *ob)
+{
+	size_t n = sizeof(batch_families) / sizeof(batch_families[0]);
+	for (size_t k = 0; k <= n; k++) {
+		if (k == n)
+			put_family(ob, "pgsluice_batch_flushes_total", "counter",
+				   "Insert batches run, by why they started (flush_* columns).");
+		else
+			put_family(ob, batch_families[k].name, batch_families[k].type,
+				   batch_families[k].help);
+		render_batch_family(w, ob, k, n);
+	}
+}
+
 /* Bucket bounds of the latency histograms, in µs (shown in seconds). */
 static const uint64_t latency_bounds[] = {
 	100,	250,	500,	1000,	 2500,	  5000,	   10000,    25000,    50000,
@@ -542,6 +608,7 @@ bool metrics_render(struct worker *w, struct obuf *ob)
 	render_db_states(w, ob);
 	render_latency(w, ob);
 	render_pools(w, ob);
+	render_batches(w, ob);
 	render_targets(w, ob);
 	render_top_queries(w, ob);
 	return !ob->failed;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "batch.h"
 #include "client.h"
 #include "health.h"
 #include "log.h"
@@ -40,6 +41,8 @@ struct pool *pool_get(struct worker *w, struct database *db, struct target *targ
 	list_init(&p->opening);
 	list_init(&p->resetting);
 	list_init(&p->waiting);
+	list_init(&p->batches_open);
+	list_init(&p->batches_waiting);
 	params_init(&p->welcome);
 	list_add_tail(&db->pools, &p->node);
 	p->mode = pool_mode_of(w, p);
@@ -250,7 +253,7 @@ static void pool_open_for_waiting(struct worker *w, struct pool *p)
 		return;
 	}
 	int limit = pool_limit(w, p, now);
-	while (p->n_waiting > p->n_opening && pool_server_count(p) < limit &&
+	while (p->n_waiting + p->n_batches_waiting > p->n_opening && pool_server_count(p) < limit &&
 	       pool_has_room(w, p, true)) {
 		if (server_open(w, p) == NULL)
 			return; /* server_open reported the failure to the waiting clients */
@@ -262,13 +265,25 @@ static void pool_serve_waiting(struct worker *w, struct pool *p)
 {
 	if (p->db->paused)
 		return;
-	while (!list_empty(&p->idle) && !list_empty(&p->waiting)) {
-		struct client *c = list_entry(list_first(&p->waiting), struct client, wait_node);
+	while (!list_empty(&p->idle) && (!list_empty(&p->waiting) || p->n_batches_waiting > 0)) {
 		struct server *s = list_entry(list_first(&p->idle), struct server, node);
+		struct client *c = NULL;
+		if (!list_empty(&p->waiting))
+			c = list_entry(list_first(&p->waiting), struct client, wait_node);
+		/* Batches wait in line with the clients. */
+		if (p->n_batches_waiting > 0 &&
+		    (c == NULL || batch_waiting_since(p) <= c->wait_since)) {
+			batch_start_waiting(w, p, s);
+			continue;
+		}
 		pool_cancel_wait(c);
 		server_link(w, s, c);
 	}
-	if (!list_empty(&p->waiting))
+	/* A server nobody waits for takes a batch still collecting rows. */
+	while (!list_empty(&p->idle) && list_empty(&p->waiting) && p->n_batches_waiting == 0 &&
+	       batch_start_open(w, p, list_entry(list_first(&p->idle), struct server, node)))
+		;
+	if (!list_empty(&p->waiting) || p->n_batches_waiting > 0)
 		pool_open_for_waiting(w, p);
 }
 
@@ -279,7 +294,8 @@ void pool_wake(struct worker *w, struct pool *p)
 
 void pool_acquire(struct worker *w, struct pool *p, struct client *c)
 {
-	if (!list_empty(&p->idle) && list_empty(&p->waiting) && !p->db->paused) {
+	if (!list_empty(&p->idle) && list_empty(&p->waiting) && p->n_batches_waiting == 0 &&
+	    !p->db->paused) {
 		server_link(w, list_entry(list_first(&p->idle), struct server, node), c);
 		return;
 	}
@@ -314,7 +330,7 @@ void pool_release(struct worker *w, struct server *s)
 		     p->db->removed ||
 		     (w->cfg->server_lifetime > 0 &&
 		      now - s->opened_at > (double)w->cfg->server_lifetime / 1e6);
-	if (stale || (w->closing_clients && list_empty(&p->waiting))) {
+	if (stale || (w->closing_clients && list_empty(&p->waiting) && p->n_batches_waiting == 0)) {
 		server_close(w, s, "released stale server", false);
 		return;
 	}
@@ -358,6 +374,7 @@ void pool_server_failed(struct worker *w, struct pool *p, const char *sqlstate,
 			continue;
 		client_fail_request(w, c, p->failure_sqlstate, p->failure_message);
 	}
+	batch_pool_failed(w, p, p->failure_sqlstate, p->failure_message);
 }
 
 void pool_janitor(struct worker *w, struct pool *p, ev_tstamp now)
@@ -375,6 +392,7 @@ void pool_janitor(struct worker *w, struct pool *p, ev_tstamp now)
 		client_fail_request(w, c, "57014",
 				    "query_wait_timeout: no server connection became available");
 	}
+	batch_janitor(w, p, now);
 	struct list_head *pos, *tmp;
 	list_for_each_safe(pos, tmp, &p->opening)
 	{
@@ -403,6 +421,6 @@ void pool_janitor(struct worker *w, struct pool *p, ev_tstamp now)
 		if (server_open(w, p) == NULL)
 			break;
 	}
-	if (!list_empty(&p->waiting))
+	if (!list_empty(&p->waiting) || p->n_batches_waiting > 0)
 		pool_serve_waiting(w, p);
 }

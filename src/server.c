@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "batch.h"
 #include "client.h"
 #include "health.h"
 #include "log.h"
@@ -149,6 +150,8 @@ void server_close(struct worker *w, struct server *s, const char *reason, bool f
 	struct target *t = s->pool->target;
 	if (failed && t->role == TARGET_REPLICA)
 		health_report_failure(w, t, reason);
+	if (s->batch != NULL)
+		batch_server_lost(w, s);
 	if (c != NULL) {
 		bool untouched = !s->forwarded_to_client;
 		if (!untouched && c->route_read)
@@ -608,6 +611,8 @@ static enum conn_action server_decide(void *owner, const uint8_t *msg, uint32_t 
 				      uint32_t avail)
 {
 	struct server *s = owner;
+	if (s->batch != NULL)
+		return batch_on_server_message(s, msg, total, avail);
 	if (server_holds_answer(s, msg, total))
 		return CONN_NEED_ALL;
 	/* A CommandComplete ends a timed statement: its tag gives the row count. */
@@ -658,6 +663,9 @@ static void server_handle_event(struct worker *w, struct server *s)
 	case SERVER_EVENT_STATEMENT_TX:
 		client_fatal(w, s->client, "0A000",
 			     "transactions are not allowed in statement pooling mode");
+		break;
+	case SERVER_EVENT_BATCH:
+		batch_on_server_event(w, s);
 		break;
 	}
 }

@@ -171,6 +171,7 @@ static bool database_apply(struct worker *w, struct database *db, const struct d
 	db->read_your_writes =
 		dc->read_your_writes_set ? dc->read_your_writes : w->cfg->read_your_writes;
 	db->slow_query_threshold = dc->slow_query_threshold_set ? dc->slow_query_threshold : -1;
+	db->batch_inserts = dc->batch_inserts_set ? dc->batch_inserts : -1;
 	db->removed = false;
 	return database_sync_replicas(w, db, dc);
 }

@@ -45,6 +45,7 @@ struct session_pending;
 struct hba_rules;
 struct authquery;
 struct authquery_wait;
+struct batch;
 
 enum target_role { TARGET_PRIMARY, TARGET_REPLICA };
 
@@ -113,7 +114,19 @@ struct database {
 	ev_tstamp ryw_pending_since; /* read_your_writes=global: last commit not yet probed */
 	int64_t slow_query_threshold; /* µs; -1: the global slow_query_threshold */
 	struct authquery *authquery; /* auth.c: auth_query lookups on the primary, made on use */
+	int batch_inserts;         /* 1 on, 0 off, -1: the global batch_inserts (a user overrides) */
 	struct stats stats;
+};
+
+/* Insert batching figures of one pool (SHOW BATCHES, /metrics). */
+enum batch_flush { BATCH_FLUSH_IDLE, BATCH_FLUSH_DELAY, BATCH_FLUSH_ROWS, BATCH_FLUSH_N };
+struct batch_counts {
+	uint64_t batches;         /* flushed: ran on a server, one row or more */
+	uint64_t rows;            /* rows of the flushed batches */
+	uint64_t fallbacks;       /* batches whose rows were re-run one by one */
+	uint64_t unknown;         /* batches lost after COMMIT was sent */
+	uint64_t flushes[BATCH_FLUSH_N];
+	uint64_t rows_waiting;    /* rows in batches not running yet */
 };
 
 /* Servers of one (database, user) pair and the clients waiting for them. */
@@ -140,6 +153,11 @@ struct pool {
 	char failure_sqlstate[6];
 	char failure_message[256];
 	uint64_t total_xacts, total_queries, total_wait_usec, total_xact_usec;
+	/* Insert batching (batch.c), primary pools only. */
+	struct list_head batches_open;    /* struct batch collecting rows, oldest first */
+	struct list_head batches_waiting; /* struct batch waiting for a server, FIFO */
+	int n_batches_waiting;
+	struct batch_counts batching;
 };
 
 enum server_state {
@@ -158,6 +176,7 @@ enum server_event {
 	SERVER_EVENT_WELCOME_DONE, /* a new client's settings are applied */
 	SERVER_EVENT_SYNC_FAILED,  /* a SET for the client's settings failed */
 	SERVER_EVENT_STATEMENT_TX, /* a transaction began in statement mode */
+	SERVER_EVENT_BATCH,        /* a batched INSERT's step finished (batch.c) */
 };
 
 /* Where a server connection is in asking for TLS (server_tls_mode). */
@@ -174,6 +193,7 @@ struct server {
 	enum server_state state;
 	enum server_tls_setup tls_setup; /* before the startup packet (SERVER_LOGIN) */
 	struct client *client; /* linked client (SERVER_ACTIVE) */
+	struct batch *batch;   /* the batch it runs (SERVER_ACTIVE, no client linked) */
 	struct params params;  /* settings it runs with now */
 	struct params startup; /* what it logged in with: DISCARD ALL returns here */
 	uint32_t backend_pid, backend_key;
@@ -204,6 +224,7 @@ enum client_state {
 	CLIENT_IDLE,    /* logged in, no server linked */
 	CLIENT_WAITING, /* has a request, waiting for a server */
 	CLIENT_ACTIVE,  /* linked to a server */
+	CLIENT_BATCHED, /* its INSERT waits in a batch (batch.c); its input waits */
 };
 
 /* SET pgsluice.route = ... of a session. */
@@ -269,6 +290,9 @@ struct client {
 	struct params *login_params; /* settings after login, for DISCARD ALL (not session mode) */
 	bool pinned;                /* session state keeps it on its server */
 	bool awaits_quiet;          /* a Query pgsluice answers waits for the server's replies */
+	struct batch *batch;        /* CLIENT_BATCHED: the batch holding its row */
+	uint8_t batch_skip;         /* messages of its batched request still to drop */
+	bool batch_rerun;           /* its batched request waits to run alone (from retry) */
 	ev_tstamp connected_at, wait_since, last_activity;
 	ev_tstamp last_read;        /* when the client last sent bytes */
 	char addr[64];

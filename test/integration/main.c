@@ -23,6 +23,7 @@ int main(void)
 	srunner_add_suite(runner, faults_suite());
 	srunner_add_suite(runner, access_suite());
 	srunner_add_suite(runner, tls_integration_suite());
+	srunner_add_suite(runner, batching_suite());
 	srunner_run_all(runner, CK_ENV);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);

@@ -35,4 +35,7 @@ Suite *access_suite(void);
 /* test_tls.c: TLS toward clients (modes, certificates, reload) and toward the server. */
 Suite *tls_integration_suite(void);
 
+/* test_batching.c: insert batching against the real primary. */
+Suite *batching_suite(void);
+
 #endif

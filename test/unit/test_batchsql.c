@@ -860,6 +860,151 @@ START_TEST(insert_tags_give_their_row_count)
 }
 END_TEST
 
+/* ---------- extended requests in a client's input ---------- */
+
+/* Appends a whole message of type with body (len bytes). */
+static void put_msg(struct obuf *ob, char type, const void *body, size_t len)
+{
+	obuf_put_u8(ob, (uint8_t)type);
+	obuf_put_u32(ob, (uint32_t)(len + 4));
+	obuf_put(ob, body, len);
+}
+
+/*
+ * A client's Parse (statement name stmt, n_types OIDs 23), Bind of two text
+ * values, optional Describe of the unnamed portal, Execute (row limit
+ * max_rows) and Sync.
+ */
+static void put_request(struct obuf *ob, const char *stmt, const char *sql, uint16_t n_types,
+			bool describe, uint32_t max_rows)
+{
+	struct obuf body;
+	obuf_init(&body, TEST_LIMIT);
+	obuf_put(&body, stmt, strlen(stmt) + 1);
+	obuf_put(&body, sql, strlen(sql) + 1);
+	obuf_put_u16(&body, n_types);
+	for (uint16_t i = 0; i < n_types; i++)
+		obuf_put_u32(&body, 23);
+	put_msg(ob, 'P', body.data, body.len);
+	obuf_reset(&body);
+	static const struct test_value v[] = {{1, "7"}, {3, "abc"}};
+	put_bind(&body, NULL, 0, v, 2, NULL, 0);
+	put_msg(ob, 'B', body.data, body.len);
+	if (describe)
+		put_msg(ob, 'D', "P", 2);
+	obuf_reset(&body);
+	obuf_put_u8(&body, 0);
+	obuf_put_u32(&body, max_rows);
+	put_msg(ob, 'E', body.data, body.len);
+	put_msg(ob, 'S', NULL, 0);
+	obuf_free(&body);
+	ck_assert(!ob->failed);
+}
+
+static const char request_sql[] = "INSERT INTO t (a, b) VALUES ($1, $2)";
+
+START_TEST(whole_extended_requests_are_found_with_and_without_describe)
+{
+	for (int d = 0; d <= 1; d++) {
+		struct obuf ob;
+		obuf_init(&ob, TEST_LIMIT);
+		put_request(&ob, "", request_sql, 1, d, 0);
+		size_t len = ob.len;
+		obuf_put_u8(&ob, 'Q'); /* what follows is not part of it */
+		struct batchsql_request req;
+		ck_assert_int_eq(batchsql_scan_extended(ob.data, ob.data + ob.len, &req),
+				 BATCHSQL_SCAN_YES);
+		ck_assert_uint_eq(req.len, len);
+		ck_assert(req.describe == (d == 1));
+		struct batchsql_row row;
+		ck_assert(batchsql_candidate_from_request(&row, ob.data, &req));
+		ck_assert_uint_eq(row.n_params, 2);
+		ck_assert_uint_eq(row.n_types, 1);
+		ck_assert_uint_eq(row.types[0], 23);
+		ck_assert_uint_eq(row.types[1], 0);
+		struct obuf single;
+		obuf_init(&single, TEST_LIMIT);
+		ck_assert(batchsql_build_single(&single, &row));
+		batchsql_row_free(&row);
+		obuf_free(&single);
+		obuf_free(&ob);
+	}
+}
+END_TEST
+
+START_TEST(extended_requests_cut_at_every_byte_ask_for_more)
+{
+	struct obuf ob;
+	obuf_init(&ob, TEST_LIMIT);
+	put_request(&ob, "", request_sql, 2, true, 0);
+	size_t parse_len = 1 + (size_t)((ob.data[1] << 24) | (ob.data[2] << 16) |
+					 (ob.data[3] << 8) | ob.data[4]);
+	/* Copied to an exact-size block each time, so that a read past the end is caught. */
+	for (size_t cut = parse_len; cut < ob.len; cut++) {
+		uint8_t *copy = malloc(cut);
+		ck_assert(copy != NULL);
+		memcpy(copy, ob.data, cut);
+		struct batchsql_request req;
+		ck_assert_int_eq(batchsql_scan_extended(copy, copy + cut, &req), BATCHSQL_SCAN_MORE);
+		free(copy);
+	}
+	obuf_free(&ob);
+}
+END_TEST
+
+START_TEST(other_extended_requests_are_not_batched)
+{
+	struct batchsql_request req;
+	struct batchsql_row row;
+	struct obuf ob;
+	obuf_init(&ob, TEST_LIMIT);
+	/* A named statement: framed like the others, refused when read. */
+	put_request(&ob, "s1", request_sql, 0, false, 0);
+	ck_assert_int_eq(batchsql_scan_extended(ob.data, ob.data + ob.len, &req), BATCHSQL_SCAN_YES);
+	ck_assert(!batchsql_candidate_from_request(&row, ob.data, &req));
+	batchsql_row_free(&row);
+	/* An Execute with a row limit. */
+	obuf_reset(&ob);
+	put_request(&ob, "", request_sql, 0, false, 10);
+	ck_assert_int_eq(batchsql_scan_extended(ob.data, ob.data + ob.len, &req), BATCHSQL_SCAN_NO);
+	/* Not an INSERT. */
+	obuf_reset(&ob);
+	put_request(&ob, "", "UPDATE t SET a = $1 WHERE b = $2", 0, false, 0);
+	ck_assert_int_eq(batchsql_scan_extended(ob.data, ob.data + ob.len, &req), BATCHSQL_SCAN_YES);
+	ck_assert(!batchsql_candidate_from_request(&row, ob.data, &req));
+	batchsql_row_free(&row);
+	/* Parse then Sync (no Bind), Parse/Bind then Flush, Describe of a statement. */
+	obuf_reset(&ob);
+	put_msg(&ob, 'P', "\0INSERT INTO t VALUES (1)\0\0", 28);
+	put_msg(&ob, 'S', NULL, 0);
+	ck_assert_int_eq(batchsql_scan_extended(ob.data, ob.data + ob.len, &req), BATCHSQL_SCAN_NO);
+	obuf_reset(&ob);
+	put_request(&ob, "", request_sql, 0, false, 0);
+	size_t bind_end = ob.len - 15; /* Execute (10) and Sync (5) follow the Bind */
+	ob.len = bind_end;
+	put_msg(&ob, 'H', NULL, 0);
+	ck_assert_int_eq(batchsql_scan_extended(ob.data, ob.data + ob.len, &req), BATCHSQL_SCAN_NO);
+	ob.len = bind_end;
+	put_msg(&ob, 'D', "S", 2);
+	ck_assert_int_eq(batchsql_scan_extended(ob.data, ob.data + ob.len, &req), BATCHSQL_SCAN_NO);
+	/* A Parse whose type list is cut short. */
+	obuf_reset(&ob);
+	put_msg(&ob, 'P', "\0INSERT INTO t VALUES ($1)\0\0\2\0\0\0\x17", 33);
+	static const struct test_value v[] = {{1, "7"}};
+	struct obuf body;
+	obuf_init(&body, TEST_LIMIT);
+	put_bind(&body, NULL, 0, v, 1, NULL, 0);
+	put_msg(&ob, 'B', body.data, body.len);
+	put_msg(&ob, 'E', "\0\0\0\0", 5);
+	put_msg(&ob, 'S', NULL, 0);
+	ck_assert_int_eq(batchsql_scan_extended(ob.data, ob.data + ob.len, &req), BATCHSQL_SCAN_YES);
+	ck_assert(!batchsql_candidate_from_request(&row, ob.data, &req));
+	batchsql_row_free(&row);
+	obuf_free(&body);
+	obuf_free(&ob);
+}
+END_TEST
+
 Suite *batchsql_suite(void)
 {
 	Suite *s = suite_create("batchsql");
@@ -895,6 +1040,12 @@ Suite *batchsql_suite(void)
 	tcase_add_test(tc, bind_cut_at_every_byte_is_refused);
 	tcase_add_test(tc, odd_binds_are_refused);
 	tcase_add_test(tc, random_bind_bytes_never_read_out_of_bounds);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("requests");
+	tcase_add_test(tc, whole_extended_requests_are_found_with_and_without_describe);
+	tcase_add_test(tc, extended_requests_cut_at_every_byte_ask_for_more);
+	tcase_add_test(tc, other_extended_requests_are_not_batched);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("tags");

@@ -582,6 +582,39 @@ START_TEST(wildcard_serves_unlisted_databases)
 }
 END_TEST
 
+START_TEST(batch_inserts_is_set_globally_per_database_and_per_user)
+{
+	struct config *cfg = load_ok(TRUST "batch_inserts = on\nbatch_max_rows = 64\n"
+					   "batch_max_delay = 5ms\n"
+					   "[databases]\na = host=h batch_inserts=off\nb = host=h\n"
+					   "[users]\nbob = batch_inserts=on\neve =\n");
+	ck_assert(cfg->batch_inserts);
+	ck_assert_int_eq(cfg->batch_max_rows, 64);
+	ck_assert_int_eq(cfg->batch_max_delay, 5000);
+	const struct db_conf *a = config_find_db(cfg, "a"), *b = config_find_db(cfg, "b");
+	ck_assert(a->batch_inserts_set && !a->batch_inserts);
+	ck_assert(!b->batch_inserts_set);
+	ck_assert(config_find_user(cfg, "bob")->batch_inserts_set);
+	ck_assert(config_find_user(cfg, "bob")->batch_inserts);
+	ck_assert(!config_find_user(cfg, "eve")->batch_inserts_set);
+	config_free(cfg);
+
+	cfg = load_ok(TRUST);
+	ck_assert(!cfg->batch_inserts);
+	ck_assert_int_eq(cfg->batch_max_rows, 500);
+	ck_assert_int_eq(cfg->batch_max_delay, 2000);
+	config_free(cfg);
+
+	char *errors = NULL;
+	ck_assert_ptr_null(load(TRUST "batch_max_rows = 0\n", &errors));
+	ck_assert_ptr_nonnull(errors);
+	free(errors);
+	errors = NULL;
+	ck_assert_ptr_null(load(TRUST "batch_max_rows = 10001\n", &errors));
+	free(errors);
+}
+END_TEST
+
 START_TEST(users_section_sets_pool_mode_and_limits)
 {
 	struct config *cfg =
@@ -936,6 +969,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, database_min_pool_size_above_its_pool_size_is_refused);
 	tcase_add_test(tc, wildcard_serves_unlisted_databases);
 	tcase_add_test(tc, users_section_sets_pool_mode_and_limits);
+	tcase_add_test(tc, batch_inserts_is_set_globally_per_database_and_per_user);
 	tcase_add_test(tc, pool_mode_prefers_user_then_database_then_global);
 	tcase_add_test(tc, pool_size_falls_back_to_the_global);
 	suite_add_tcase(s, tc);
