@@ -833,7 +833,8 @@ static void bt_raw_msg(unsigned char *out, size_t *len, char type, const void *b
 	out[(*len)++] = (unsigned char)type;
 	bt_put_u32(out + *len, (uint32_t)(body_len + 4));
 	*len += 4;
-	memcpy(out + *len, body, body_len);
+	if (body_len > 0)
+		memcpy(out + *len, body, body_len);
 	*len += body_len;
 }
 
