@@ -759,53 +759,54 @@ static void server_tls_failed(struct worker *w, struct server *s, const char *wh
 	server_login_failed(s, "08006", msg);
 }
 
-/* Reads the server's one-byte answer to the SSLRequest and acts on it. */
-static void server_tls_answer(struct worker *w, struct server *s)
+/*
+ * Reads the server's one-byte answer to the SSLRequest and acts on it.
+ * Returns true when the handshake is to begin; on false s may be gone.
+ */
+static bool server_tls_answer(struct worker *w, struct server *s)
 {
 	uint8_t answer;
 	/* Exactly one byte: whatever follows is the server's TLS (CVE-2021-23222). */
 	ssize_t n = recv(s->conn.fd, &answer, 1, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
+		return false;
 	if (n <= 0) {
 		server_tls_failed(w, s, n == 0 ? "server closed the connection after the SSLRequest"
 					   : strerror(errno));
-		return;
+		return false;
 	}
 	s->conn.bytes_in++;
 	enum tls_mode mode = (enum tls_mode)w->cfg->server_tls_mode;
 	if (answer == 'N') {
 		if (mode >= TLS_MODE_REQUIRE) {
 			server_tls_failed(w, s, "the server does not accept TLS");
-			return;
+			return false;
 		}
 		log_debug("server %s: no TLS offered, going on in plaintext", s->addr);
 		s->tls_setup = SERVER_TLS_NONE;
 		server_start_login(s);
-		return;
+		return false;
 	}
 	if (answer != 'S') {
 		server_tls_failed(w, s, "unexpected answer to the SSLRequest");
-		return;
+		return false;
 	}
 	const char *host = mode == TLS_MODE_VERIFY_FULL ? s->pool->target->host : NULL;
 	if (w->server_tls == NULL ||
 	    !conn_tls_start(&s->conn, w->server_tls, false, host)) {
 		server_tls_failed(w, s, w->server_tls == NULL ? "no TLS context (see the log)"
 							 : "could not start TLS");
-		return;
+		return false;
 	}
 	s->tls_setup = SERVER_TLS_HANDSHAKE;
+	return true;
 }
 
 /* Advances the SSLRequest exchange and the handshake; logs in once TLS is up. */
 static void server_tls_step(struct worker *w, struct server *s)
 {
-	if (s->tls_setup == SERVER_TLS_ANSWER) {
-		server_tls_answer(w, s);
-		if (s->tls_setup != SERVER_TLS_HANDSHAKE)
-			return;
-	}
+	if (s->tls_setup == SERVER_TLS_ANSWER && !server_tls_answer(w, s))
+		return;
 	char err[256];
 	switch (conn_tls_handshake(&s->conn, err, sizeof(err))) {
 	case TLS_DONE:
