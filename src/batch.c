@@ -313,6 +313,18 @@ static void batch_answer_success(struct worker *w, struct client *c, const struc
 	batch_release_client(w, c);
 }
 
+/* b committed: each of its clients still there is told; b is freed. */
+static void batch_answer_committed(struct worker *w, struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct client *c = b->entries[i].client;
+		b->entries[i].client = NULL;
+		if (c != NULL)
+			batch_answer_success(w, c, &b->entries[i]);
+	}
+	batch_free(b);
+}
+
 /* c's request fails without having run. */
 static void batch_answer_error(struct worker *w, struct client *c, const char *sqlstate,
 			       const char *message)
@@ -583,13 +595,7 @@ void batch_on_server_event(struct worker *w, struct server *s)
 	}
 	s->batch = NULL;
 	if (b->committed) {
-		for (size_t i = 0; i < b->n; i++) {
-			struct client *c = b->entries[i].client;
-			b->entries[i].client = NULL;
-			if (c != NULL)
-				batch_answer_success(w, c, &b->entries[i]);
-		}
-		batch_free(b);
+		batch_answer_committed(w, b);
 	} else {
 		batch_fall_back(w, b,
 				b->commit_sent ? "COMMIT rolled back"
@@ -604,13 +610,7 @@ void batch_server_lost(struct worker *w, struct server *s)
 	struct batch *b = s->batch;
 	s->batch = NULL;
 	if (b->committed) {
-		for (size_t i = 0; i < b->n; i++) {
-			struct client *c = b->entries[i].client;
-			b->entries[i].client = NULL;
-			if (c != NULL)
-				batch_answer_success(w, c, &b->entries[i]);
-		}
-		batch_free(b);
+		batch_answer_committed(w, b);
 		return;
 	}
 	if (!b->commit_sent) {

@@ -7,6 +7,7 @@
  */
 #include "session.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,23 +39,45 @@ void session_forget(struct client *c)
 }
 
 /* Whether the lower-case word appears in the text in any case: most queries need no lexing. */
-static bool mentions(const char *sql, size_t len, const char *word)
+/* sql's byte c in lower case (ASCII letters only). */
+static inline char lower_ascii(char c)
 {
-	size_t n = strlen(word);
-	for (size_t i = 0; i + n <= len; i++) {
-		size_t j = 0;
-		while (j < n && (sql[i + j] == word[j] || (sql[i + j] >= 'A' && sql[i + j] <= 'Z' &&
-							      (sql[i + j] | 0x20) == word[j])))
-			j++;
-		if (j == n)
-			return true;
+	return c >= 'A' && c <= 'Z' ? (char)(c | 0x20) : c;
+}
+
+/*
+ * Whether sql holds one of words (lower case, starting with a letter), in any
+ * case: one pass over the text; a position is compared with the words only when
+ * one of them starts with its letter.
+ * Runs on every Query, so it must cost little more than reading the text once.
+ */
+static bool mentions_any(const char *sql, size_t len, const char *const *words, size_t n_words)
+{
+	uint32_t starts = 0; /* bit c - 'a': a word starts with letter c */
+	for (size_t k = 0; k < n_words; k++)
+		starts |= 1u << (words[k][0] - 'a');
+	for (size_t i = 0; i < len; i++) {
+		char first = lower_ascii(sql[i]);
+		if (first < 'a' || first > 'z' || !(starts & (1u << (first - 'a'))))
+			continue;
+		for (size_t k = 0; k < n_words; k++) {
+			const char *w = words[k];
+			if (w[0] != first)
+				continue;
+			size_t j = 1;
+			while (w[j] != '\0' && i + j < len && lower_ascii(sql[i + j]) == w[j])
+				j++;
+			if (w[j] == '\0')
+				return true;
+		}
 	}
 	return false;
 }
 
 static bool mentions_set(const char *sql, size_t len)
 {
-	return mentions(sql, len, "set");
+	static const char *const words[] = {"set"};
+	return mentions_any(sql, len, words, 1);
 }
 
 void session_note_query(struct client *c, const char *sql, size_t len)
@@ -146,10 +169,7 @@ static bool mentions_session_statement(const char *sql, size_t len)
 {
 	static const char *const words[] = {"deallocate", "discard", "prepare", "listen",
 					    "temp",       "hold",    "advisory_lock"};
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (mentions(sql, len, words[i]))
-			return true;
-	return false;
+	return mentions_any(sql, len, words, sizeof(words) / sizeof(words[0]));
 }
 
 static const char *session_state_feature(enum classify_state st)

@@ -171,11 +171,11 @@ static void bt_collect(struct bt_req *r)
 }
 
 /*
- * Runs reqs[0..n) as one batch: with the pool's only server held by an open
- * transaction, every request is sent and waits batched; then the holder commits
- * and the batch runs. Each request's answer is in its struct afterwards.
+ * Connects a client for each of reqs[0..n), holds the pool's only server with an
+ * open transaction of another client, and sends every request, which then waits
+ * batched. Returns the holder: its COMMIT lets the batch run.
  */
-static void bt_run_batch(struct sluice *s, PGconn *admin, struct bt_req *reqs, int n)
+static PGconn *bt_send_batched(struct sluice *s, PGconn *admin, struct bt_req *reqs, int n)
 {
 	for (int i = 0; i < n; i++)
 		reqs[i].conn = bt_connect(s);
@@ -186,6 +186,13 @@ static void bt_run_batch(struct sluice *s, PGconn *admin, struct bt_req *reqs, i
 		bt_send(&reqs[i]);
 		bt_wait_rows_waiting(admin, i + 1);
 	}
+	return holder;
+}
+
+/* Runs reqs[0..n) as one batch; each request's answer is in its struct afterwards. */
+static void bt_run_batch(struct sluice *s, PGconn *admin, struct bt_req *reqs, int n)
+{
+	PGconn *holder = bt_send_batched(s, admin, reqs, n);
 	bt_exec(holder, "COMMIT");
 	for (int i = 0; i < n; i++)
 		bt_collect(&reqs[i]);
@@ -432,15 +439,7 @@ START_TEST(client_killed_while_its_row_waits_leaves_no_trace)
 		{.sql = "INSERT INTO bt_kill (id) VALUES (2)"},
 		{.sql = "INSERT INTO bt_kill (id) VALUES (3)"},
 	};
-	for (int i = 0; i < 3; i++)
-		reqs[i].conn = bt_connect(s);
-	PGconn *holder = bt_connect(s);
-	bt_exec(holder, "BEGIN");
-	bt_exec(holder, "SELECT 1");
-	for (int i = 0; i < 3; i++) {
-		bt_send(&reqs[i]);
-		bt_wait_rows_waiting(admin, i + 1);
-	}
+	PGconn *holder = bt_send_batched(s, admin, reqs, 3);
 	PGresult *clients = fixture_exec_ok(admin, "SHOW CLIENTS");
 	int batched = 0, fstate = PQfnumber(clients, "state");
 	for (int i = 0; i < PQntuples(clients); i++)
@@ -475,15 +474,7 @@ START_TEST(cancel_of_a_waiting_row_answers_57014_and_the_others_commit)
 		{.sql = "INSERT INTO bt_cancel (id) VALUES (2)"},
 		{.sql = "INSERT INTO bt_cancel (id) VALUES (3)"},
 	};
-	for (int i = 0; i < 3; i++)
-		reqs[i].conn = bt_connect(s);
-	PGconn *holder = bt_connect(s);
-	bt_exec(holder, "BEGIN");
-	bt_exec(holder, "SELECT 1");
-	for (int i = 0; i < 3; i++) {
-		bt_send(&reqs[i]);
-		bt_wait_rows_waiting(admin, i + 1);
-	}
+	PGconn *holder = bt_send_batched(s, admin, reqs, 3);
 	PGcancel *cancel = PQgetCancel(reqs[1].conn);
 	char err[256];
 	ck_assert(PQcancel(cancel, err, sizeof(err)) == 1);
@@ -523,15 +514,7 @@ START_TEST(client_killed_while_its_batch_runs_shares_the_batch_s_fate)
 		{.sql = "INSERT INTO bt_slow (id) VALUES (2)"},
 		{.sql = "INSERT INTO bt_slow (id) VALUES (3)"},
 	};
-	for (int i = 0; i < 3; i++)
-		reqs[i].conn = bt_connect(s);
-	PGconn *holder = bt_connect(s);
-	bt_exec(holder, "BEGIN");
-	bt_exec(holder, "SELECT 1");
-	for (int i = 0; i < 3; i++) {
-		bt_send(&reqs[i]);
-		bt_wait_rows_waiting(admin, i + 1);
-	}
+	PGconn *holder = bt_send_batched(s, admin, reqs, 3);
 	bt_exec(holder, "COMMIT");
 	/* The batch runs (three rows of 0.3 s each): the second client leaves now. */
 	bt_wait_rows_waiting(admin, 0);
@@ -574,15 +557,7 @@ START_TEST(server_lost_before_commit_reruns_every_row_alone)
 		{.sql = "INSERT INTO bt_lost (id) VALUES (2)"},
 		{.sql = "INSERT INTO bt_lost (id) VALUES (3)"},
 	};
-	for (int i = 0; i < 3; i++)
-		reqs[i].conn = bt_connect(s);
-	PGconn *holder = bt_connect(s);
-	bt_exec(holder, "BEGIN");
-	bt_exec(holder, "SELECT 1");
-	for (int i = 0; i < 3; i++) {
-		bt_send(&reqs[i]);
-		bt_wait_rows_waiting(admin, i + 1);
-	}
+	PGconn *holder = bt_send_batched(s, admin, reqs, 3);
 	bt_exec(holder, "COMMIT");
 	bt_wait_rows_waiting(admin, 0);
 	fixture_sleep(0.2);
@@ -615,15 +590,7 @@ START_TEST(a_batch_waiting_past_query_wait_timeout_fails_its_clients_with_57014)
 		{.sql = "INSERT INTO bt_wait (id) VALUES (1)"},
 		{.sql = "INSERT INTO bt_wait (id) VALUES (2)"},
 	};
-	for (int i = 0; i < 2; i++)
-		reqs[i].conn = bt_connect(s);
-	PGconn *holder = bt_connect(s);
-	bt_exec(holder, "BEGIN");
-	bt_exec(holder, "SELECT 1");
-	for (int i = 0; i < 2; i++) {
-		bt_send(&reqs[i]);
-		bt_wait_rows_waiting(admin, i + 1);
-	}
+	PGconn *holder = bt_send_batched(s, admin, reqs, 2);
 	for (int i = 0; i < 2; i++) {
 		bt_collect(&reqs[i]);
 		bt_assert_error(&reqs[i], "57014");
