@@ -778,3 +778,29 @@ char *fixture_admin_value(int port, const char *sql)
 	PQfinish(c);
 	return v;
 }
+
+void fixture_pgbench_init(void)
+{
+	char cmd[1024], out[FIXTURE_SH_OUT];
+	snprintf(cmd, sizeof(cmd),
+		 "PGPASSWORD='%s' '%s/pgbench' -h 127.0.0.1 -p %d -U %s -i -s 1 -q %s 2>&1",
+		 FIXTURE_PASSWORD, fixture_pg_bindir(), fixture_primary_port(), FIXTURE_USER,
+		 FIXTURE_DB);
+	ck_assert_msg(fixture_sh(cmd, out, sizeof(out)) == 0, "pgbench -i: %s", out);
+	char *lsn = fixture_admin_value(fixture_primary_port(), "SELECT pg_current_wal_lsn()");
+	char sql[256];
+	snprintf(sql, sizeof(sql), "SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn", lsn);
+	free(lsn);
+	for (int i = 0; i < fixture_replica_count(); i++) {
+		bool caught_up = false;
+		double deadline = fixture_now() + 30.0;
+		while (!caught_up && fixture_now() < deadline) {
+			char *v = fixture_admin_value(fixture_replica_port(i), sql);
+			caught_up = strcmp(v, "t") == 0;
+			free(v);
+			if (!caught_up)
+				fixture_sleep(0.05);
+		}
+		ck_assert_msg(caught_up, "replica %d never replayed pgbench's tables", i);
+	}
+}

@@ -151,4 +151,8 @@ void fixture_replica_start(int i);
 /* Runs sql as postgres on the server at port; returns the first cell (malloc'd). */
 char *fixture_admin_value(int port, const char *sql);
 
+/* pgbench -i -s 1 on the primary (directly), then waits until every replica has
+ * replayed it: tables of an earlier init may still be visible on a replica until then. */
+void fixture_pgbench_init(void);
+
 #endif

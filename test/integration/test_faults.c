@@ -210,33 +210,6 @@ static long faults_assert_pgbench_clean(int rc, const char *out)
 	return done;
 }
 
-/* pgbench's tables on the primary (directly), replayed by every replica. */
-static void faults_pgbench_init(void)
-{
-	char cmd[1024], out[8192];
-	snprintf(cmd, sizeof(cmd),
-		 "PGPASSWORD='%s' '%s/pgbench' -h 127.0.0.1 -p %d -U %s -i -s 1 -q %s",
-		 FIXTURE_PASSWORD, fixture_pg_bindir(), fixture_primary_port(), FIXTURE_USER,
-		 FIXTURE_DB);
-	ck_assert_msg(fixture_sh(cmd, out, sizeof(out)) == 0, "pgbench -i: %s", out);
-	char *lsn = fixture_admin_value(fixture_primary_port(), "SELECT pg_current_wal_lsn()");
-	char sql[256];
-	snprintf(sql, sizeof(sql), "SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn", lsn);
-	free(lsn);
-	for (int i = 0; i < fixture_replica_count(); i++) {
-		bool caught_up = false;
-		double deadline = fixture_now() + 30.0;
-		while (!caught_up && fixture_now() < deadline) {
-			char *v = fixture_admin_value(fixture_replica_port(i), sql);
-			caught_up = strcmp(v, "t") == 0;
-			free(v);
-			if (!caught_up)
-				faults_sleep(0.05);
-		}
-		ck_assert_msg(caught_up, "replica %d never replayed pgbench's tables", i);
-	}
-}
-
 /* pg_ctl on a node's data directory (primary, replica1, ...), as postgres when root. */
 static int faults_pg_ctl(const char *node, const char *action, char *out, size_t cap)
 {
@@ -518,7 +491,7 @@ static void *faults_replica_killer(void *arg)
 START_TEST(replica_killed_under_read_load_costs_no_client_an_error)
 {
 	ck_assert_int_ge(fixture_replica_count(), 2);
-	faults_pgbench_init();
+	fixture_pgbench_init();
 	struct sluice *s = sluice_start("pool_mode = transaction\n"
 					"default_pool_size = 8\n"
 					"health_check_period = 200ms\n"
@@ -1017,7 +990,7 @@ START_TEST(connection_churn_leaks_neither_descriptors_nor_memory)
 					"log_connections = off\n"
 					"log_disconnections = off",
 					NULL);
-	faults_pgbench_init();
+	fixture_pgbench_init();
 	char *out = malloc(FAULTS_SH_OUT);
 	ck_assert(out != NULL);
 	/* A short first run brings the pools and allocator to their steady size. */
@@ -1036,13 +1009,16 @@ START_TEST(connection_churn_leaks_neither_descriptors_nor_memory)
 	long rss_after = faults_rss_kb(s);
 	fprintf(stderr,
 		"faults: churn: %ld connections in %d s (%ld/s); RSS %ld -> %ld kB; fds %d -> %d\n",
-		done, FAULTS_CHURN_SECONDS, done / FAULTS_CHURN_SECONDS, rss_before, rss_after, fds_before, fds_after);
+		done, FAULTS_CHURN_SECONDS, done / FAULTS_CHURN_SECONDS, rss_before, rss_after,
+		fds_before, fds_after);
 	ck_assert_msg(done >= 300, "only %ld connections in %d s:\n%s", done,
 		      FAULTS_CHURN_SECONDS, out);
 	ck_assert_msg(fds_after <= fds_before + FAULTS_CHURN_FDS, "descriptors %d -> %d",
 		      fds_before, fds_after);
-	ck_assert_msg(rss_after - rss_before < FAULTS_CHURN_RSS_KB, "RSS %ld -> %ld kB",
-		      rss_before, rss_after);
+	/* ASan's quarantine keeps freed memory: there the leak check at exit stands in. */
+	if (!faults_daemon_has_asan(s))
+		ck_assert_msg(rss_after - rss_before < FAULTS_CHURN_RSS_KB, "RSS %ld -> %ld kB",
+			      rss_before, rss_after);
 	free(out);
 	sluice_stop_clean(s);
 }
@@ -1086,7 +1062,7 @@ static int faults_count(const char *text, const char *needle)
 
 START_TEST(sighup_every_100_ms_under_load_fails_no_transaction)
 {
-	faults_pgbench_init();
+	fixture_pgbench_init();
 	/* Config rewrites carry no databases_extra: the default app entry is used. */
 	struct sluice *s = sluice_start("pool_mode = transaction\ndefault_pool_size = 5\n"
 					"max_client_conn = 100",
@@ -1256,7 +1232,7 @@ END_TEST
 
 START_TEST(primary_crash_under_load_errors_cleanly_and_recovers)
 {
-	faults_pgbench_init();
+	fixture_pgbench_init();
 	struct sluice *s = faults_start("pool_mode = transaction\n"
 					"default_pool_size = 8\n"
 					"server_connect_timeout = 2s\n"

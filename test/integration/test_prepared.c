@@ -261,19 +261,14 @@ START_TEST(pgbench_prepared_with_32_clients_has_no_errors)
 	char cmd[1024];
 	char *out = malloc(1 << 16);
 	ck_assert_ptr_nonnull(out);
-	snprintf(cmd, sizeof(cmd),
-		 "PGPASSWORD='%s' '%s/pgbench' -h 127.0.0.1 -p %d -U %s -i -s 1 -q %s",
-		 FIXTURE_PASSWORD, fixture_pg_bindir(), fixture_primary_port(), FIXTURE_USER,
-		 FIXTURE_DB);
-	int rc = fixture_sh(cmd, out, 1 << 16);
-	ck_assert_msg(rc == 0, "pgbench -i: %d\n%s", rc, out);
+	fixture_pgbench_init();
 	/* One thread per client: pgbench's own PQprepare blocks its thread, which would
 	 * otherwise wait for a server that another of its clients holds in a transaction. */
 	snprintf(cmd, sizeof(cmd),
 		 "PGPASSWORD='%s' '%s/pgbench' -h 127.0.0.1 -p %d -U %s -M prepared -c 32 -j 32 "
 		 "-T 30 -n %s",
 		 FIXTURE_PASSWORD, fixture_pg_bindir(), s->port, FIXTURE_USER, FIXTURE_DB);
-	rc = fixture_sh(cmd, out, 1 << 16);
+	int rc = fixture_sh(cmd, out, 1 << 16);
 	ck_assert_msg(rc == 0, "pgbench exited with %d:\n%s", rc, out);
 	ck_assert_msg(strstr(out, "query mode: prepared") != NULL, "%s", out);
 	ck_assert_msg(strstr(out, "number of failed transactions: 0 ") != NULL, "%s", out);

@@ -207,29 +207,6 @@ START_TEST(read_routing_off_sends_everything_to_the_primary)
 }
 END_TEST
 
-/* pgbench's tables through a direct connection, and on the replicas once replayed. */
-static void pgbench_init(void)
-{
-	char cmd[1024], out[8192];
-	snprintf(cmd, sizeof(cmd),
-		 "PGPASSWORD=%s %s/pgbench -h 127.0.0.1 -p %d -U %s -i -s 1 -q %s 2>&1", FIXTURE_PASSWORD,
-		 fixture_pg_bindir(), fixture_primary_port(), FIXTURE_USER, FIXTURE_DB);
-	ck_assert_msg(fixture_sh(cmd, out, sizeof(out)) == 0, "pgbench -i: %s", out);
-	for (int i = 0; i < fixture_replica_count(); i++) {
-		bool seen = false;
-		for (int tries = 0; tries < 100 && !seen; tries++) {
-			char *v = fixture_admin_value(fixture_replica_port(i),
-						      "SELECT count(*) FROM pg_class WHERE relname = "
-						      "'pgbench_accounts'");
-			seen = strcmp(v, "1") == 0;
-			free(v);
-			if (!seen)
-				usleep(100 * 1000);
-		}
-		ck_assert_msg(seen, "replica %d never replayed pgbench's tables", i);
-	}
-}
-
 static long xact_commits(int port)
 {
 	char *v = fixture_admin_value(port, "SELECT xact_commit FROM pg_stat_database "
@@ -409,7 +386,7 @@ END_TEST
 
 START_TEST(select_only_load_is_spread_evenly_over_the_replicas)
 {
-	pgbench_init();
+	fixture_pgbench_init();
 	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
 	int n = fixture_replica_count();
 	long before[3], after[3];
@@ -437,7 +414,7 @@ END_TEST
 
 START_TEST(tpcb_writes_all_land_on_the_primary)
 {
-	pgbench_init();
+	fixture_pgbench_init();
 	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
 	long before = xact_commits(fixture_primary_port());
 	long done = run_pgbench(s, "-c 8 -j 2 -T 4");
@@ -527,7 +504,7 @@ static void *replica_killer(void *arg)
 
 START_TEST(killing_replicas_under_load_loses_no_read)
 {
-	pgbench_init();
+	fixture_pgbench_init();
 	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
 	pthread_t killer;
 	ck_assert_int_eq(pthread_create(&killer, NULL, replica_killer, NULL), 0);
