@@ -2,14 +2,19 @@
  * batch.c - insert batching (batch.h): the batches of a pool and their runs.
  *
  * A batch collects rows of one group (batchsql_same_group) and one set of
- * session settings. It starts at once when its pool has an idle server and
- * no one waits; otherwise after batch_max_delay or at batch_max_rows it joins
- * the pool's queue and still takes rows until a server is free. A batch of
- * one row runs as its client's own request. A larger one runs as BEGIN, the
- * multi-row INSERT, and COMMIT only when the INSERT stored every row; else
- * ROLLBACK and each row runs again alone (the fallback), so that each client
- * gets what it would have had alone. Each client keeps its request's bytes in
- * c->retry for that, and the fallback links it like a retried read.
+ * session settings. A candidate runs alone, at once, while its pool is
+ * uncontended: an idle server, nobody waiting, no batch collecting or running.
+ * Otherwise it joins a batch, which starts when a server comes free and nobody
+ * waits (so rows gather while the previous batch runs), or after
+ * batch_max_delay or at batch_max_rows joins the pool's queue, still taking
+ * rows until a server is free. A batch of one row runs as its client's own
+ * request. A larger one is sent in one write: BEGIN (with the SETs its
+ * settings need), the multi-row INSERT, which fails unless it stored every row
+ * (batchsql_build_insert), and COMMIT. Only when COMMIT answers "COMMIT" are
+ * the clients told; else the server rolled it all back and each row runs again
+ * alone (the fallback), so that each client gets what it would have had alone.
+ * Each client keeps its request's bytes in c->retry for that, and the fallback
+ * links it like a retried read.
  */
 #include "batch.h"
 
@@ -35,11 +40,11 @@ enum batch_state {
 	BATCH_RUNNING, /* on a server */
 };
 
+/* The replies a running batch awaits; BEGIN, the INSERT and COMMIT are sent at once. */
 enum batch_phase {
-	BATCH_PHASE_BEGIN,  /* BEGIN and the INSERT sent; BEGIN's ReadyForQuery next */
+	BATCH_PHASE_BEGIN,  /* BEGIN's ReadyForQuery next */
 	BATCH_PHASE_INSERT, /* the INSERT's ReadyForQuery next */
-	BATCH_PHASE_END,    /* COMMIT or ROLLBACK sent */
-	BATCH_PHASE_DONE,   /* its ReadyForQuery came */
+	BATCH_PHASE_COMMIT, /* COMMIT's ReadyForQuery next */
 };
 
 struct batch_entry {
@@ -64,8 +69,8 @@ struct batch {
 	struct server *server;
 	bool detached; /* off the pool's lists, not counted as waiting */
 	bool failed;   /* an error, or settings not applied */
-	bool count_ok; /* the INSERT reported n rows */
-	bool commit_sent;
+	bool sync_sent; /* BEGIN carried SETs: a rollback leaves s's settings unknown */
+	bool inserted;  /* the INSERT completed: from here, COMMIT may have run */
 	bool committed; /* COMMIT answered "COMMIT" */
 };
 
@@ -101,6 +106,22 @@ static struct batch *batch_new(struct worker *w, struct pool *p, const struct cl
 	ev_timer_start(w->loop, &b->timer);
 	list_add_tail(&p->batches_open, &b->node);
 	return b;
+}
+
+/* s no longer runs a batch. */
+static void batch_leave_server(struct server *s)
+{
+	if (s->batch == NULL)
+		return;
+	s->batch->pool->n_batches_running--;
+	s->batch = NULL;
+}
+
+/* No contention: no idle server is missing, nobody waits and no batch collects or runs. */
+static bool batch_pool_uncontended(const struct pool *p)
+{
+	return !list_empty(&p->idle) && list_empty(&p->waiting) && p->n_batches_waiting == 0 &&
+	       p->n_batches_running == 0 && list_empty(&p->batches_open) && !p->db->paused;
 }
 
 /* Takes b off its pool's lists and stops its timer. */
@@ -226,8 +247,7 @@ enum conn_action batch_offer(struct worker *w, struct client *c, struct pool *p,
 	    !batch_enabled(w, c, p))
 		return CONN_FORWARD;
 	/* No contention: the request runs at once, as it would without batching. */
-	if (!list_empty(&p->idle) && list_empty(&p->waiting) && p->n_batches_waiting == 0 &&
-	    !p->db->paused)
+	if (batch_pool_uncontended(p))
 		return CONN_FORWARD;
 	struct batchsql_row row;
 	size_t len = total;
@@ -365,23 +385,41 @@ static void batch_fail_all(struct worker *w, struct batch *b, const char *sqlsta
 
 /* ----- running ----- */
 
-/* Queues the statements that give s the batch's settings (as server_sync_params). */
-static void batch_sync_params(struct batch *b, struct server *s)
+/*
+ * Queues BEGIN, the SETs that give s the batch's settings (in the same Query,
+ * so that a failed SET aborts the transaction and COMMIT rolls it back), the
+ * multi-row INSERT and COMMIT: the whole run in one write. false, with nothing
+ * queued, when it cannot be built (for want of memory).
+ */
+static bool batch_put_run(struct batch *b, struct server *s)
 {
-	if (params_in_sync(&b->params, &s->params))
-		return;
+	struct obuf *out = &s->conn.out;
+	size_t before = out->len;
 	struct obuf sql;
 	obuf_init(&sql, 64 * 1024);
-	size_t n = params_sync_sql(&b->params, &s->params, &sql);
-	obuf_put_u8(&sql, 0);
-	if (n > 0 && !sql.failed) {
-		proto_put_query(&s->conn.out, (const char *)sql.data);
-		s->swallow_rfq++;
-	} else if (n > 0) {
-		b->failed = true;
+	obuf_put_str(&sql, "BEGIN");
+	if (!params_in_sync(&b->params, &s->params)) {
+		obuf_put_str(&sql, ";");
+		b->sync_sent = params_sync_sql(&b->params, &s->params, &sql) > 0;
 	}
-	params_apply_sync(&b->params, &s->params);
+	obuf_put_u8(&sql, 0);
+	bool ok = !sql.failed;
+	if (ok) {
+		proto_put_query(out, (const char *)sql.data);
+		ok = batchsql_build_insert(out, b->rows, b->n);
+		proto_put_query(out, "COMMIT");
+		ok = ok && !out->failed;
+	}
 	obuf_free(&sql);
+	if (!ok) {
+		out->len = before;
+		out->failed = false;
+		b->sync_sent = false;
+		return false;
+	}
+	if (b->sync_sent)
+		params_apply_sync(&b->params, &s->params);
+	return true;
 }
 
 /* Writes what s owes now; a failed write closes s from the timer (not from here). */
@@ -430,21 +468,15 @@ static void batch_run(struct worker *w, struct batch *b, struct server *s)
 		server_link(w, s, c);
 		return;
 	}
-	struct obuf *out = &s->conn.out;
-	size_t before = out->len;
 	pool_set_server_state(s, SERVER_ACTIVE);
 	s->batch = b;
+	p->n_batches_running++;
 	b->server = s;
 	s->expect_rfq = 0;
 	s->query_start = ev_now(w->loop);
-	batch_sync_params(b, s);
-	proto_put_query(out, "BEGIN");
-	if (!batchsql_build_insert(out, b->rows, b->n)) {
+	if (!batch_put_run(b, s)) {
 		/* Cannot happen within BATCH_BYTE_LIMIT but for want of memory. */
-		out->len = before;
-		out->failed = false;
-		s->batch = NULL;
-		s->swallow_rfq = 0;
+		batch_leave_server(s);
 		s->close_on_release = true;
 		batch_fall_back(w, b, "the batched INSERT could not be built");
 		pool_release(w, s);
@@ -532,9 +564,7 @@ enum conn_action batch_on_server_message(struct server *s, const uint8_t *msg, u
 	case 'E': {
 		struct proto_error e;
 		bool ok = proto_parse_error(body, len, &e);
-		/* A failed settings sync leaves s->params wrong: s is not reused. */
-		if (!ok || e.severity == NULL || strcmp(e.severity, "ERROR") != 0 ||
-		    s->swallow_rfq > 0)
+		if (!ok || e.severity == NULL || strcmp(e.severity, "ERROR") != 0)
 			s->close_on_release = true;
 		log_debug("server %s: batched INSERT: error %s: %s", s->addr,
 			  ok && e.sqlstate != NULL ? e.sqlstate : "?",
@@ -545,26 +575,18 @@ enum conn_action batch_on_server_message(struct server *s, const uint8_t *msg, u
 	case 'C': {
 		if (len == 0 || body[len - 1] != '\0')
 			return CONN_CONSUMED;
-		const char *tag = (const char *)body;
-		uint64_t rows;
-		if (s->swallow_rfq == 0 && b->phase == BATCH_PHASE_INSERT)
-			b->count_ok = batchsql_command_rows(tag, &rows) && rows == b->n;
-		else if (s->swallow_rfq == 0 && b->phase == BATCH_PHASE_END && b->commit_sent)
-			b->committed = strcmp(tag, "COMMIT") == 0;
+		if (b->phase == BATCH_PHASE_INSERT)
+			b->inserted = !b->failed;
+		else if (b->phase == BATCH_PHASE_COMMIT)
+			b->committed = !b->failed && strcmp((const char *)body, "COMMIT") == 0;
 		return CONN_CONSUMED;
 	}
 	default: /* 'Z' */
 		s->tx_status = len >= 1 ? (char)body[0] : 'I';
-		if (s->swallow_rfq > 0) {
-			s->swallow_rfq--;
+		if (b->phase != BATCH_PHASE_COMMIT) {
+			b->phase++;
 			return CONN_CONSUMED;
 		}
-		if (b->phase == BATCH_PHASE_BEGIN) {
-			b->phase = BATCH_PHASE_INSERT;
-			return CONN_CONSUMED;
-		}
-		if (b->phase == BATCH_PHASE_END)
-			b->phase = BATCH_PHASE_DONE;
 		s->event = SERVER_EVENT_BATCH;
 		return CONN_YIELD;
 	}
@@ -573,7 +595,6 @@ enum conn_action batch_on_server_message(struct server *s, const uint8_t *msg, u
 /* The batch ended on s: s goes back to the pool (or is closed when unusable). */
 static void batch_release_server(struct worker *w, struct server *s)
 {
-	s->batch = NULL;
 	if (s->tx_status != 'I')
 		s->close_on_release = true;
 	pool_release(w, s);
@@ -582,39 +603,29 @@ static void batch_release_server(struct worker *w, struct server *s)
 void batch_on_server_event(struct worker *w, struct server *s)
 {
 	struct batch *b = s->batch;
-	if (b->phase != BATCH_PHASE_DONE) {
-		b->phase = BATCH_PHASE_END;
-		if (!b->failed && b->count_ok && s->tx_status == 'T') {
-			b->commit_sent = true;
-			proto_put_query(&s->conn.out, "COMMIT");
-		} else {
-			proto_put_query(&s->conn.out, "ROLLBACK");
-		}
-		batch_flush_server(b, s);
-		return;
-	}
-	s->batch = NULL;
-	if (b->committed) {
+	batch_leave_server(s);
+	/* The rollback undid the SETs that BEGIN carried: s's settings are unknown. */
+	if (!b->committed && b->sync_sent)
+		s->close_on_release = true;
+	if (b->committed)
 		batch_answer_committed(w, b);
-	} else {
+	else
 		batch_fall_back(w, b,
-				b->commit_sent ? "COMMIT rolled back"
-					       : (b->failed ? "the INSERT failed"
-							    : "the INSERT skipped rows"));
-	}
+				b->failed ? "the INSERT failed or did not store every row"
+					  : "COMMIT rolled back");
 	batch_release_server(w, s);
 }
 
 void batch_server_lost(struct worker *w, struct server *s)
 {
 	struct batch *b = s->batch;
-	s->batch = NULL;
+	batch_leave_server(s);
 	if (b->committed) {
 		batch_answer_committed(w, b);
 		return;
 	}
-	if (!b->commit_sent) {
-		batch_fall_back(w, b, "server connection lost before COMMIT");
+	if (!b->inserted) {
+		batch_fall_back(w, b, "server connection lost before the INSERT completed");
 		return;
 	}
 	struct pool *p = b->pool;

@@ -9,12 +9,20 @@
  */
 #include "batchsql.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BATCHSQL_SEP '\x1f'
 
-static const char batchsql_head[] = "INSERT INTO ";
+/*
+ * The INSERT runs inside a WITH that counts the rows it stored and divides by
+ * zero unless all were: a row a trigger, a rule or ON CONFLICT DO NOTHING
+ * dropped fails the batch, whose rows then run alone to learn whose it was.
+ */
+static const char batchsql_head[] = "WITH pgsluice_batch AS (INSERT INTO ";
+static const char batchsql_check[] = " RETURNING 1) SELECT 1 / (count(*) = ";
+static const char batchsql_check_end[] = ")::int FROM pgsluice_batch";
 static const char batchsql_values[] = " VALUES (";
 static const char batchsql_next[] = "),(";
 
@@ -391,7 +399,8 @@ static size_t batchsql_fixed_bytes(const struct batchsql_row *first)
 {
 	const struct insert_shape *sh = &first->shape;
 	size_t text = sizeof(batchsql_head) + sh->table_len + 1 + sh->columns_len +
-		      sizeof(batchsql_values) + 1 + 1 + sh->conflict_len + 1;
+		      sizeof(batchsql_values) + 1 + 1 + sh->conflict_len + sizeof(batchsql_check) +
+		      20 + sizeof(batchsql_check_end) + 1;
 	if (first->protocol == BATCHSQL_SIMPLE)
 		return 5 + text;
 	/* Parse: name, text, type count; Bind: names, counts; Execute; Sync. */
@@ -495,6 +504,11 @@ static bool batchsql_put_text(struct obuf *ob, struct batchsql_row *const *rows,
 		obuf_put(ob, " ", 1);
 		obuf_put(ob, first->sql + sh->conflict_off, sh->conflict_len);
 	}
+	char count[24];
+	int count_len = snprintf(count, sizeof(count), "%zu", n);
+	obuf_put(ob, batchsql_check, sizeof(batchsql_check) - 1);
+	obuf_put(ob, count, (size_t)count_len);
+	obuf_put(ob, batchsql_check_end, sizeof(batchsql_check_end) - 1);
 	return !ob->failed;
 }
 
@@ -592,21 +606,6 @@ bool batchsql_build_insert(struct obuf *ob, struct batchsql_row *const *rows, si
 	return true;
 }
 
-bool batchsql_build_transaction(struct obuf *ob, struct batchsql_row *const *rows, size_t n)
-{
-	unsigned total;
-	if (ob->failed || !batchsql_check_batch(rows, n, &total))
-		return false;
-	size_t before = obuf_pending(ob);
-	batchsql_put_query(ob, "BEGIN");
-	if (ob->failed || !batchsql_put_insert(ob, rows, n, total))
-		return batchsql_undo(ob, before);
-	batchsql_put_query(ob, "COMMIT");
-	if (ob->failed)
-		return batchsql_undo(ob, before);
-	return true;
-}
-
 bool batchsql_build_single(struct obuf *ob, const struct batchsql_row *row)
 {
 	if (ob->failed)
@@ -629,25 +628,5 @@ bool batchsql_build_single(struct obuf *ob, const struct batchsql_row *row)
 	}
 	if (ob->failed)
 		return batchsql_undo(ob, before);
-	return true;
-}
-
-bool batchsql_command_rows(const char *tag, uint64_t *rows)
-{
-	static const char prefix[] = "INSERT 0 ";
-	if (strncmp(tag, prefix, sizeof(prefix) - 1) != 0)
-		return false;
-	const char *p = tag + sizeof(prefix) - 1;
-	if (*p < '0' || *p > '9')
-		return false;
-	uint64_t v = 0;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (__builtin_mul_overflow(v, 10, &v) ||
-		    __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
-			return false;
-	}
-	if (*p != '\0')
-		return false;
-	*rows = v;
 	return true;
 }

@@ -4,9 +4,9 @@
  *
  * The batching state machine (in the pooler) turns a client's simple Query,
  * or its Parse/Bind/Execute/Sync, into a struct batchsql_row; rows of one
- * group are then written as one multi-row INSERT (batchsql_build_insert),
- * wrapped in BEGIN/COMMIT (batchsql_build_transaction), and when the batch
- * fails each row is re-sent as the client wrote it (batchsql_build_single).
+ * group are then written as one multi-row INSERT that fails unless it stored
+ * every row (batchsql_build_insert), and when the batch fails each row is
+ * re-sent as the client wrote it (batchsql_build_single).
  * No I/O and no global state; a row owns one allocation holding its copies.
  */
 #ifndef PGSLUICE_BATCHSQL_H
@@ -21,9 +21,6 @@
 
 /* The protocol's limit on the parameters of one statement. */
 #define BATCHSQL_MAX_PARAMS 65535u
-
-/* Bytes batchsql_build_transaction writes besides the INSERT: Query("BEGIN"), Query("COMMIT"). */
-#define BATCHSQL_TXN_BYTES (5 + sizeof("BEGIN") + 5 + sizeof("COMMIT"))
 
 /* How the client sent its INSERT; rows of different protocols never share a group. */
 enum batchsql_protocol {
@@ -130,17 +127,19 @@ bool batchsql_same_group(const struct batchsql_row *a, const struct batchsql_row
  * take: the longest prefix whose parameters stay within
  * BATCHSQL_MAX_PARAMS and whose messages surely fit in byte_limit bytes (a
  * bound, not the exact size). For a build into ob, byte_limit is
- * ob->limit - ob->len (obuf counts sent bytes it has not dropped yet), less
- * BATCHSQL_TXN_BYTES for batchsql_build_transaction. 0 when even rows[0]
- * does not fit.
+ * ob->limit - ob->len (obuf counts sent bytes it has not dropped yet). 0
+ * when even rows[0] does not fit.
  */
 size_t batchsql_rows_that_fit(struct batchsql_row *const *rows, size_t n, size_t byte_limit);
 
 /*
  * Appends to ob the messages that run rows[0..n) as one statement
- *   INSERT INTO <table> [<columns>] VALUES (<row 1>),(<row 2>),... [<conflict>]
+ *   WITH pgsluice_batch AS (INSERT INTO <table> [<columns>]
+ *     VALUES (<row 1>),(<row 2>),... [<conflict>] RETURNING 1)
+ *   SELECT 1 / (count(*) = <n>)::int FROM pgsluice_batch
  * with table, columns and conflict clause as rows[0] wrote them and each
- * row's values as its client wrote them. Simple rows: one Query message.
+ * row's values as its client wrote them. It fails (22012) unless all n
+ * rows were stored, so that inside a transaction its COMMIT rolls back. Simple rows: one Query message.
  * Extended rows: Parse (unnamed; row k's $i renumbered after the
  * parameters of rows before it; all type OIDs), Bind (unnamed; one format
  * code per parameter; all values; no result formats), Execute (unnamed, no
@@ -152,14 +151,6 @@ size_t batchsql_rows_that_fit(struct batchsql_row *const *rows, size_t n, size_t
 bool batchsql_build_insert(struct obuf *ob, struct batchsql_row *const *rows, size_t n);
 
 /*
- * Like batchsql_build_insert, between Query("BEGIN") and Query("COMMIT").
- * All of it may be sent at once: when the INSERT fails, the server aborts
- * the transaction and answers COMMIT with the tag "ROLLBACK", so the rows
- * are durable exactly when the last CommandComplete says "COMMIT".
- */
-bool batchsql_build_transaction(struct obuf *ob, struct batchsql_row *const *rows, size_t n);
-
-/*
  * Appends row's request as its client sent it, for the one-by-one
  * fallback: Query(sql), or Parse (unnamed, the client's n_types OIDs),
  * Bind (the client's body), Execute (unnamed, no limit) and Sync. Errors
@@ -167,12 +158,5 @@ bool batchsql_build_transaction(struct obuf *ob, struct batchsql_row *const *row
  * Returns false, with ob as it was, when ob's limit would be exceeded.
  */
 bool batchsql_build_single(struct obuf *ob, const struct batchsql_row *row);
-
-/*
- * Reads a CommandComplete tag (NUL-terminated) of the form "INSERT 0 N".
- * Returns true and *rows = N for exactly that form, false for anything else
- * (another command, a non-zero OID, a malformed or overflowing count).
- */
-bool batchsql_command_rows(const char *tag, uint64_t *rows);
 
 #endif

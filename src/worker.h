@@ -157,6 +157,7 @@ struct pool {
 	struct list_head batches_open;    /* struct batch collecting rows, oldest first */
 	struct list_head batches_waiting; /* struct batch waiting for a server, FIFO */
 	int n_batches_waiting;
+	int n_batches_running; /* multi-row batches on a server now */
 	struct batch_counts batching;
 };
 

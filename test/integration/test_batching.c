@@ -388,6 +388,34 @@ START_TEST(on_conflict_do_nothing_tells_each_client_its_own_count)
 }
 END_TEST
 
+/* A row a BEFORE trigger drops is not stored: the batch falls back, and only its client hears 0. */
+START_TEST(a_row_a_trigger_drops_tells_only_its_client_insert_0_0)
+{
+	bt_table("bt_skip");
+	bt_su_exec("CREATE OR REPLACE FUNCTION bt_skip_odd() RETURNS trigger LANGUAGE plpgsql "
+		   "AS $$ BEGIN IF NEW.id % 2 = 1 THEN RETURN NULL; END IF; RETURN NEW; END $$");
+	bt_su_exec("CREATE TRIGGER bt_skip_odd BEFORE INSERT ON bt_skip FOR EACH ROW "
+		   "EXECUTE FUNCTION bt_skip_odd()");
+	struct sluice *s = bt_start(NULL, "pool_size=1");
+	PGconn *admin = bt_admin(s);
+	struct bt_req reqs[] = {
+		{.sql = "INSERT INTO bt_skip (id) VALUES (2)"},
+		{.sql = "INSERT INTO bt_skip (id) VALUES (3)"},
+		{.sql = "INSERT INTO bt_skip (id) VALUES (4)"},
+	};
+	bt_run_batch(s, admin, reqs, 3);
+	bt_assert_inserted(&reqs[0], "INSERT 0 1");
+	bt_assert_inserted(&reqs[1], "INSERT 0 0");
+	bt_assert_inserted(&reqs[2], "INSERT 0 1");
+	bt_finish_all(reqs, 3);
+	ck_assert_int_eq(bt_count("SELECT count(*) FROM bt_skip"), 2);
+	ck_assert_int_eq(bt_count("SELECT count(*) FROM bt_skip WHERE id IN (2, 4)"), 2);
+	ck_assert(bt_batches(admin, "fallbacks") == 1);
+	PQfinish(admin);
+	sluice_stop_clean(s);
+}
+END_TEST
+
 /* ---- extended protocol ---- */
 
 START_TEST(extended_rows_batch_with_each_value_in_its_column)
@@ -564,7 +592,8 @@ START_TEST(server_lost_before_commit_reruns_every_row_alone)
 	/* The batch's server dies in the middle of the multi-row INSERT. */
 	char *killed =
 		fixture_value(su, "SELECT count(pg_terminate_backend(pid)) FROM "
-				  "pg_stat_activity WHERE query LIKE 'INSERT INTO bt_lost%'");
+				  "pg_stat_activity "
+				  "WHERE query LIKE 'WITH pgsluice_batch AS (INSERT INTO bt_lost%'");
 	ck_assert_str_eq(killed, "1");
 	free(killed);
 	for (int i = 0; i < 3; i++) {
@@ -899,6 +928,7 @@ Suite *batching_suite(void)
 	tcase_add_test(tc, unique_violation_fails_only_its_client_and_the_other_rows_commit);
 	tcase_add_test(tc, type_errors_fail_only_their_client_in_both_protocols);
 	tcase_add_test(tc, on_conflict_do_nothing_tells_each_client_its_own_count);
+	tcase_add_test(tc, a_row_a_trigger_drops_tells_only_its_client_insert_0_0);
 	tcase_add_test(tc, extended_rows_batch_with_each_value_in_its_column);
 	tcase_add_test(tc, client_killed_while_its_row_waits_leaves_no_trace);
 	tcase_add_test(tc, client_killed_while_its_batch_runs_shares_the_batch_s_fate);
