@@ -63,6 +63,7 @@ struct batch {
 	struct batch_entry *entries;
 	struct batchsql_row **rows; /* rows[i] = &entries[i].row */
 	size_t n, cap;
+	struct batchsql_size size; /* of its rows; rows that left still count (a bound) */
 	struct params params; /* the settings every row runs with */
 	ev_timer timer;	      /* batch_max_delay; a write failure of a running batch */
 	ev_tstamp first_at, wait_since;
@@ -176,10 +177,13 @@ static bool batch_add(struct batch *b, struct client *c, const struct batchsql_r
 {
 	if (!batch_grow(b))
 		return false;
+	if (!batchsql_size_add(&b->size, row, BATCH_BYTE_LIMIT)) {
+		if (b->n > 0)
+			return false;
+		b->size.bytes = BATCH_BYTE_LIMIT; /* a row too long to share runs alone */
+	}
 	b->entries[b->n] = (struct batch_entry){.client = c, .row = *row, .describe = describe};
 	b->rows[b->n] = &b->entries[b->n].row;
-	if (b->n > 0 && batchsql_rows_that_fit(b->rows, b->n + 1, BATCH_BYTE_LIMIT) != b->n + 1)
-		return false;
 	b->n++;
 	b->pool->batching.rows_waiting++;
 	return true;

@@ -418,22 +418,25 @@ static size_t batchsql_row_bytes(const struct batchsql_row *row)
 	       2 * (size_t)row->n_params + row->values_len;
 }
 
+bool batchsql_size_add(struct batchsql_size *size, const struct batchsql_row *row,
+		       size_t byte_limit)
+{
+	size_t bytes = size->bytes == 0 ? batchsql_fixed_bytes(row) : size->bytes;
+	size_t more = batchsql_row_bytes(row);
+	if (size->params + row->n_params > BATCHSQL_MAX_PARAMS || more > byte_limit ||
+	    bytes > byte_limit - more)
+		return false;
+	size->bytes = bytes + more;
+	size->params += row->n_params;
+	return true;
+}
+
 size_t batchsql_rows_that_fit(struct batchsql_row *const *rows, size_t n, size_t byte_limit)
 {
-	if (n == 0)
-		return 0;
-	size_t bytes = batchsql_fixed_bytes(rows[0]);
-	size_t params = 0;
+	struct batchsql_size size = {0, 0};
 	size_t k = 0;
-	while (k < n) {
-		size_t more = batchsql_row_bytes(rows[k]);
-		if (params + rows[k]->n_params > BATCHSQL_MAX_PARAMS || more > byte_limit ||
-		    bytes > byte_limit - more)
-			break;
-		bytes += more;
-		params += rows[k]->n_params;
+	while (k < n && batchsql_size_add(&size, rows[k], byte_limit))
 		k++;
-	}
 	return k;
 }
 

@@ -130,6 +130,20 @@ bool batchsql_same_group(const struct batchsql_row *a, const struct batchsql_row
  * ob->limit - ob->len (obuf counts sent bytes it has not dropped yet). 0
  * when even rows[0] does not fit.
  */
+/* A batch's size as batchsql_rows_that_fit counts it, kept as rows join. */
+struct batchsql_size {
+	size_t bytes;  /* the bound of the messages' bytes */
+	size_t params; /* parameters so far */
+};
+
+/*
+ * Counts row into *size (rows[0] of the batch first, on an empty size) when
+ * the batch with it stays within BATCHSQL_MAX_PARAMS and byte_limit, the test
+ * batchsql_rows_that_fit makes; false, *size unchanged, when it would not.
+ */
+bool batchsql_size_add(struct batchsql_size *size, const struct batchsql_row *row,
+		       size_t byte_limit);
+
 size_t batchsql_rows_that_fit(struct batchsql_row *const *rows, size_t n, size_t byte_limit);
 
 /*
