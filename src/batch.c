@@ -87,11 +87,7 @@ static struct batch *batch_new(struct worker *w, struct pool *p, const struct cl
 	if (b == NULL)
 		return NULL;
 	params_init(&b->params);
-	if (!params_copy(&b->params, &c->params)) {
-		params_free(&b->params);
-		free(b);
-		return NULL;
-	}
+	params_copy(&b->params, &c->params);
 	b->w = w;
 	b->pool = p;
 	b->state = BATCH_OPEN;

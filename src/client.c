@@ -70,6 +70,7 @@ void client_accept(struct worker *w, int fd, const char *addr, bool refusing)
 	list_init(&c->deferred_node);
 	list_add_tail(&w->clients, &c->node);
 	params_init(&c->params);
+	params_init(&c->asked);
 	obuf_init(&c->retry, RETRY_LIMIT);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->connected_at = c->last_activity = c->last_read = ev_now(w->loop);
@@ -157,6 +158,7 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 	auth_clear(c);
 	auth_release(c);
 	params_free(&c->params);
+	params_free(&c->asked);
 	querylog_client_gone(c);
 	session_forget(c);
 	if (c->login_params != NULL) {
@@ -241,13 +243,15 @@ static void client_merge_startup(struct client *c, const struct server *s)
 {
 	struct params want;
 	params_init(&want);
-	for (uint16_t i = 0; i < s->startup.n; i++) {
-		const struct param *p = &s->startup.items[i];
+	for (uint16_t i = 0; i < params_count(&s->startup); i++) {
+		const struct param *p = params_at(&s->startup, i);
 		if (p->reported)
 			params_set(&want, p->name, p->value, true);
 	}
-	for (uint16_t i = 0; i < c->params.n; i++)
-		params_set(&want, c->params.items[i].name, c->params.items[i].value, false);
+	for (uint16_t i = 0; i < params_count(&c->params); i++) {
+		const struct param *p = params_at(&c->params, i);
+		params_set(&want, p->name, p->value, false);
+	}
 	params_free(&c->params);
 	c->params = want;
 }
@@ -318,17 +322,18 @@ void client_finish_welcome(struct worker *w, struct client *c)
 	struct pool *p = c->pool;
 	if (s != NULL) {
 		params_copy(&c->params, &s->params);
-		if (params_copy(&p->welcome, &c->params)) {
-			p->welcome_key = c->startup_key;
-			p->have_welcome = true;
-		}
+		params_copy(&p->welcome, &c->params);
+		params_copy(&p->welcome_asked, &c->asked);
+		p->have_welcome = true;
 	} else {
 		params_copy(&c->params, &p->welcome);
 	}
-	for (uint16_t i = 0; i < c->params.n; i++)
-		if (c->params.items[i].reported)
-			proto_put_param_status(&c->conn.out, c->params.items[i].name,
-					       c->params.items[i].value);
+	params_free(&c->asked);
+	for (uint16_t i = 0; i < params_count(&c->params); i++) {
+		const struct param *pr = params_at(&c->params, i);
+		if (pr->reported)
+			proto_put_param_status(&c->conn.out, pr->name, pr->value);
+	}
 	proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 	proto_put_ready(&c->conn.out, 'I');
 	if (w->cfg->log_connections)
@@ -361,6 +366,7 @@ static bool client_param_is_setting(const struct worker *w, const char *name)
 static void client_login(struct worker *w, struct client *c)
 {
 	if (strcmp(c->dbname, ADMIN_DATABASE) == 0) {
+		params_free(&c->asked);
 		admin_login(w, c);
 		return;
 	}
@@ -390,7 +396,7 @@ static void client_login(struct worker *w, struct client *c)
 	c->read_routing = uc != NULL && uc->read_routing_set ? uc->read_routing : db->read_routing;
 	cancel_register(w, c);
 	client_set_state(c, CLIENT_WELCOME);
-	if (c->pool->have_welcome && c->pool->welcome_key == c->startup_key) {
+	if (c->pool->have_welcome && params_equal(&c->pool->welcome_asked, &c->asked)) {
 		client_finish_welcome(w, c);
 		return;
 	}
@@ -579,7 +585,7 @@ static bool client_read_startup(struct worker *w, struct client *c)
 			client_fatal(w, c, "08P01", err);
 			return false;
 		}
-		c->startup_key = c->params.sync_hash;
+		params_copy(&c->asked, &c->params);
 		if ((st.code & 0xffff) != 0 || n_unknown > 0)
 			proto_put_negotiate(&c->conn.out, 0, unknown, n_unknown);
 		client_set_state(c, CLIENT_AUTH);
@@ -678,8 +684,8 @@ static void client_discard_all(struct client *c)
 	/* RESET ALL reports every reported parameter it changes back. */
 	struct obuf status;
 	obuf_init(&status, 32 * 1024);
-	for (uint16_t i = 0; i < c->login_params->n; i++) {
-		const struct param *p = &c->login_params->items[i];
+	for (uint16_t i = 0; i < params_count(c->login_params); i++) {
+		const struct param *p = params_at(c->login_params, i);
 		const char *now = params_get(&c->params, p->name);
 		if (p->reported && (now == NULL || strcmp(now, p->value) != 0))
 			proto_put_param_status(&status, p->name, p->value);

@@ -145,8 +145,9 @@ struct pool {
 	int n_idle, n_active, n_opening, n_resetting, n_waiting;
 	int n_clients;               /* logged-in clients using this pool */
 	/* The normalized startup parameters a client with the same requested
-	 * parameters gets, learned from a server: skips a round trip at login. */
-	uint64_t welcome_key;
+	 * parameters (welcome_asked) gets, learned from a server: skips a round
+	 * trip at login, and the clients share the one set. */
+	struct params welcome_asked;
 	struct params welcome;
 	bool have_welcome;
 	ev_tstamp last_failure;      /* of a connect or login, for server_login_retry */
@@ -251,7 +252,7 @@ struct client {
 	char *user;
 	char *dbname;
 	struct params params;       /* the session settings it wants */
-	uint64_t startup_key;       /* hash of what it asked for at startup */
+	struct params asked;        /* what it asked for at startup, until it is welcomed */
 	enum pool_mode mode;
 	uint32_t cancel_pid, cancel_key;
 	struct client *cancel_next; /* worker's cancel table chain */
