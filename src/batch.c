@@ -304,7 +304,7 @@ static void batch_answer_success(struct worker *w, struct client *c, const struc
 	stats_record_query(&c->pool->db->stats, usec);
 	stats_record_xact(&c->pool->db->stats, usec);
 	router_note_primary_commit(w, c);
-	obuf_reset(&c->retry);
+	obuf_free(&c->retry);
 	c->retry_rfq = 0;
 	batch_release_client(w, c);
 }
@@ -327,7 +327,7 @@ static void batch_answer_error(struct worker *w, struct client *c, const char *s
 {
 	proto_put_error(&c->conn.out, false, sqlstate, message, NULL, NULL);
 	proto_put_ready(&c->conn.out, 'I');
-	obuf_reset(&c->retry);
+	obuf_free(&c->retry);
 	c->retry_rfq = 0;
 	batch_release_client(w, c);
 }

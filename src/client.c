@@ -166,8 +166,7 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 		free(c->login_params);
 	}
 	obuf_free(&c->retry);
-	free(c->user);
-	free(c->dbname);
+	free(c->user); /* and dbname, in the same allocation */
 	w->n_refusing -= c->refusing;
 	free(c);
 	w->n_clients--;
@@ -310,6 +309,8 @@ void client_on_unlinked(struct worker *w, struct client *c)
 {
 	client_set_state(c, CLIENT_IDLE);
 	c->last_activity = ev_now(w->loop);
+	if (c->retry.len == 0)
+		obuf_free(&c->retry); /* an idle client holds no buffer */
 	if (conn_buffered(&c->conn) > 0)
 		client_defer(w, c);
 	if (w->closing_clients)
@@ -350,6 +351,18 @@ void client_finish_welcome(struct worker *w, struct client *c)
 }
 
 /* ----- startup and authentication ----- */
+
+/* Sets c's user and dbname, one allocation for both; false when memory ran out. */
+static bool client_set_names(struct client *c, const char *user, const char *dbname)
+{
+	size_t ul = strlen(user) + 1, dl = strlen(dbname) + 1;
+	c->user = malloc(ul + dl);
+	if (c->user == NULL)
+		return false;
+	memcpy(c->user, user, ul);
+	c->dbname = memcpy(c->user + ul, dbname, dl);
+	return true;
+}
 
 /* Whether a startup parameter reaches the server as a setting. */
 static bool client_param_is_setting(const struct worker *w, const char *name)
@@ -563,9 +576,7 @@ static bool client_read_startup(struct worker *w, struct client *c)
 			return false;
 		}
 		const char *db = proto_startup_get(&st, "database");
-		c->user = strdup(user);
-		c->dbname = strdup(db != NULL && db[0] != '\0' ? db : user);
-		if (c->user == NULL || c->dbname == NULL) {
+		if (!client_set_names(c, user, db != NULL && db[0] != '\0' ? db : user)) {
 			client_fatal(w, c, "53200", "out of memory");
 			return false;
 		}

@@ -215,7 +215,8 @@ enum conn_result conn_flush(struct conn *c)
 		}
 	}
 	if (c->out.len > 0) {
-		if (c->out.cap > OUTPUT_KEEP)
+		/* Without a peer c is idle (idle clients are many): it keeps nothing. */
+		if (c->out.cap > OUTPUT_KEEP || c->peer == NULL)
 			obuf_free(&c->out);
 		else
 			obuf_reset(&c->out);
