@@ -599,6 +599,8 @@ static bool client_read_startup(struct worker *w, struct client *c)
 		params_copy(&c->asked, &c->params);
 		if ((st.code & 0xffff) != 0 || n_unknown > 0)
 			proto_put_negotiate(&c->conn.out, 0, unknown, n_unknown);
+		/* A login that needs no more input (trust) leaves c idle: no buffer held. */
+		conn_release_empty_input(&c->conn);
 		client_set_state(c, CLIENT_AUTH);
 		client_on_auth(w, c, auth_begin(w, c));
 		return false;

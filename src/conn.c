@@ -132,7 +132,7 @@ int conn_read(struct conn *c)
 }
 
 /* Drops the input buffer when everything in it is consumed. */
-static void conn_release_empty_input(struct conn *c)
+void conn_release_empty_input(struct conn *c)
 {
 	if (c->in != NULL && c->in->start == c->in->end && !c->in_progress) {
 		iobuf_put(&c->worker->iobufs, c->in);

@@ -132,6 +132,9 @@ bool conn_tls_start(struct conn *c, SSL_CTX *ctx, bool is_server, const char *ve
  */
 enum tls_step conn_tls_handshake(struct conn *c, char *err, size_t errlen);
 
+/* Returns c's input buffer to the pool when it holds no byte (an idle conn holds none). */
+void conn_release_empty_input(struct conn *c);
+
 /* Re-evaluates whether c should be reading (buffer space, pause, backpressure). */
 void conn_update_reading(struct conn *c);
 
