@@ -93,11 +93,7 @@ static struct batch *batch_new(struct worker *w, struct pool *p, const struct cl
 	if (b == NULL)
 		return NULL;
 	params_init(&b->params);
-	if (!params_copy(&b->params, &c->params)) {
-		params_free(&b->params);
-		free(b);
-		return NULL;
-	}
+	params_copy(&b->params, &c->params);
 	b->w = w;
 	b->pool = p;
 	b->state = BATCH_OPEN;
@@ -332,7 +328,7 @@ static void batch_answer_success(struct worker *w, struct client *c, const struc
 	stats_record_query(&c->pool->db->stats, usec);
 	stats_record_xact(&c->pool->db->stats, usec);
 	router_note_primary_commit(w, c);
-	obuf_reset(&c->retry);
+	obuf_free(&c->retry);
 	c->retry_rfq = 0;
 	batch_release_client(w, c);
 }
@@ -355,7 +351,7 @@ static void batch_answer_error(struct worker *w, struct client *c, const char *s
 {
 	proto_put_error(&c->conn.out, false, sqlstate, message, NULL, NULL);
 	proto_put_ready(&c->conn.out, 'I');
-	obuf_reset(&c->retry);
+	obuf_free(&c->retry);
 	c->retry_rfq = 0;
 	batch_release_client(w, c);
 }

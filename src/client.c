@@ -70,6 +70,7 @@ void client_accept(struct worker *w, int fd, const char *addr, bool refusing)
 	list_init(&c->deferred_node);
 	list_add_tail(&w->clients, &c->node);
 	params_init(&c->params);
+	params_init(&c->asked);
 	obuf_init(&c->retry, RETRY_LIMIT);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->connected_at = c->last_activity = c->last_read = ev_now(w->loop);
@@ -157,6 +158,7 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 	auth_clear(c);
 	auth_release(c);
 	params_free(&c->params);
+	params_free(&c->asked);
 	querylog_client_gone(c);
 	session_forget(c);
 	if (c->login_params != NULL) {
@@ -164,8 +166,7 @@ void client_close(struct worker *w, struct client *c, const char *reason)
 		free(c->login_params);
 	}
 	obuf_free(&c->retry);
-	free(c->user);
-	free(c->dbname);
+	free(c->user); /* and dbname, in the same allocation */
 	w->n_refusing -= c->refusing;
 	free(c);
 	w->n_clients--;
@@ -241,13 +242,15 @@ static void client_merge_startup(struct client *c, const struct server *s)
 {
 	struct params want;
 	params_init(&want);
-	for (uint16_t i = 0; i < s->startup.n; i++) {
-		const struct param *p = &s->startup.items[i];
+	for (uint16_t i = 0; i < params_count(&s->startup); i++) {
+		const struct param *p = params_at(&s->startup, i);
 		if (p->reported)
 			params_set(&want, p->name, p->value, true);
 	}
-	for (uint16_t i = 0; i < c->params.n; i++)
-		params_set(&want, c->params.items[i].name, c->params.items[i].value, false);
+	for (uint16_t i = 0; i < params_count(&c->params); i++) {
+		const struct param *p = params_at(&c->params, i);
+		params_set(&want, p->name, p->value, false);
+	}
 	params_free(&c->params);
 	c->params = want;
 }
@@ -306,6 +309,8 @@ void client_on_unlinked(struct worker *w, struct client *c)
 {
 	client_set_state(c, CLIENT_IDLE);
 	c->last_activity = ev_now(w->loop);
+	if (c->retry.len == 0)
+		obuf_free(&c->retry); /* an idle client holds no buffer */
 	if (conn_buffered(&c->conn) > 0)
 		client_defer(w, c);
 	if (w->closing_clients)
@@ -318,17 +323,18 @@ void client_finish_welcome(struct worker *w, struct client *c)
 	struct pool *p = c->pool;
 	if (s != NULL) {
 		params_copy(&c->params, &s->params);
-		if (params_copy(&p->welcome, &c->params)) {
-			p->welcome_key = c->startup_key;
-			p->have_welcome = true;
-		}
+		params_copy(&p->welcome, &c->params);
+		params_copy(&p->welcome_asked, &c->asked);
+		p->have_welcome = true;
 	} else {
 		params_copy(&c->params, &p->welcome);
 	}
-	for (uint16_t i = 0; i < c->params.n; i++)
-		if (c->params.items[i].reported)
-			proto_put_param_status(&c->conn.out, c->params.items[i].name,
-					       c->params.items[i].value);
+	params_free(&c->asked);
+	for (uint16_t i = 0; i < params_count(&c->params); i++) {
+		const struct param *pr = params_at(&c->params, i);
+		if (pr->reported)
+			proto_put_param_status(&c->conn.out, pr->name, pr->value);
+	}
 	proto_put_backend_key(&c->conn.out, c->cancel_pid, c->cancel_key);
 	proto_put_ready(&c->conn.out, 'I');
 	if (w->cfg->log_connections)
@@ -346,6 +352,18 @@ void client_finish_welcome(struct worker *w, struct client *c)
 
 /* ----- startup and authentication ----- */
 
+/* Sets c's user and dbname, one allocation for both; false when memory ran out. */
+static bool client_set_names(struct client *c, const char *user, const char *dbname)
+{
+	size_t ul = strlen(user) + 1, dl = strlen(dbname) + 1;
+	c->user = malloc(ul + dl);
+	if (c->user == NULL)
+		return false;
+	memcpy(c->user, user, ul);
+	c->dbname = memcpy(c->user + ul, dbname, dl);
+	return true;
+}
+
 /* Whether a startup parameter reaches the server as a setting. */
 static bool client_param_is_setting(const struct worker *w, const char *name)
 {
@@ -361,6 +379,7 @@ static bool client_param_is_setting(const struct worker *w, const char *name)
 static void client_login(struct worker *w, struct client *c)
 {
 	if (strcmp(c->dbname, ADMIN_DATABASE) == 0) {
+		params_free(&c->asked);
 		admin_login(w, c);
 		return;
 	}
@@ -390,7 +409,7 @@ static void client_login(struct worker *w, struct client *c)
 	c->read_routing = uc != NULL && uc->read_routing_set ? uc->read_routing : db->read_routing;
 	cancel_register(w, c);
 	client_set_state(c, CLIENT_WELCOME);
-	if (c->pool->have_welcome && c->pool->welcome_key == c->startup_key) {
+	if (c->pool->have_welcome && params_equal(&c->pool->welcome_asked, &c->asked)) {
 		client_finish_welcome(w, c);
 		return;
 	}
@@ -557,9 +576,7 @@ static bool client_read_startup(struct worker *w, struct client *c)
 			return false;
 		}
 		const char *db = proto_startup_get(&st, "database");
-		c->user = strdup(user);
-		c->dbname = strdup(db != NULL && db[0] != '\0' ? db : user);
-		if (c->user == NULL || c->dbname == NULL) {
+		if (!client_set_names(c, user, db != NULL && db[0] != '\0' ? db : user)) {
 			client_fatal(w, c, "53200", "out of memory");
 			return false;
 		}
@@ -579,9 +596,11 @@ static bool client_read_startup(struct worker *w, struct client *c)
 			client_fatal(w, c, "08P01", err);
 			return false;
 		}
-		c->startup_key = c->params.sync_hash;
+		params_copy(&c->asked, &c->params);
 		if ((st.code & 0xffff) != 0 || n_unknown > 0)
 			proto_put_negotiate(&c->conn.out, 0, unknown, n_unknown);
+		/* A login that needs no more input (trust) leaves c idle: no buffer held. */
+		conn_release_empty_input(&c->conn);
 		client_set_state(c, CLIENT_AUTH);
 		client_on_auth(w, c, auth_begin(w, c));
 		return false;
@@ -678,8 +697,8 @@ static void client_discard_all(struct client *c)
 	/* RESET ALL reports every reported parameter it changes back. */
 	struct obuf status;
 	obuf_init(&status, 32 * 1024);
-	for (uint16_t i = 0; i < c->login_params->n; i++) {
-		const struct param *p = &c->login_params->items[i];
+	for (uint16_t i = 0; i < params_count(c->login_params); i++) {
+		const struct param *p = params_at(c->login_params, i);
 		const char *now = params_get(&c->params, p->name);
 		if (p->reported && (now == NULL || strcmp(now, p->value) != 0))
 			proto_put_param_status(&status, p->name, p->value);

@@ -132,7 +132,7 @@ int conn_read(struct conn *c)
 }
 
 /* Drops the input buffer when everything in it is consumed. */
-static void conn_release_empty_input(struct conn *c)
+void conn_release_empty_input(struct conn *c)
 {
 	if (c->in != NULL && c->in->start == c->in->end && !c->in_progress) {
 		iobuf_put(&c->worker->iobufs, c->in);
@@ -215,7 +215,8 @@ enum conn_result conn_flush(struct conn *c)
 		}
 	}
 	if (c->out.len > 0) {
-		if (c->out.cap > OUTPUT_KEEP)
+		/* Without a peer c is idle (idle clients are many): it keeps nothing. */
+		if (c->out.cap > OUTPUT_KEEP || c->peer == NULL)
 			obuf_free(&c->out);
 		else
 			obuf_reset(&c->out);

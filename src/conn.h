@@ -56,7 +56,6 @@ enum conn_result {
 };
 
 struct conn {
-	int fd;
 	ev_io rio;
 	ev_io wio;
 	struct worker *worker;
@@ -64,21 +63,22 @@ struct conn {
 	conn_decide_fn decide;
 	struct conn *peer;      /* where forwarded bytes go, or NULL */
 	struct iobuf *in;       /* received bytes, NULL while there are none */
+	SSL *ssl;               /* TLS state, NULL for plaintext */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	struct obuf out;        /* bytes pgsluice generated for this socket */
+	int fd;
 	uint32_t scan;          /* in->data[in->start..scan) is forwarded, not yet sent */
 	uint32_t msg_left;      /* bytes of the current streamed message still to pass */
-	bool msg_skip;          /* the current streamed message is being dropped */
 	uint32_t tail_from;     /* CONN_FORWARD_TAIL: bytes of the message not to pass */
+	uint32_t bad_length;
+	bool msg_skip;          /* the current streamed message is being dropped */
 	bool write_blocked;     /* the socket is full; wio is armed */
 	bool read_paused;       /* the owner does not want input for now */
 	bool in_progress;       /* conn_process is on the stack (no re-entry) */
 	bool read_wants_write;  /* TLS: a read waits for the socket to become writable */
 	bool write_wants_read;  /* TLS: a write waits for the socket to become readable */
-	SSL *ssl;               /* TLS state, NULL for plaintext */
 	uint8_t bad_type;
-	uint32_t bad_length;
-	uint64_t bytes_in;
-	uint64_t bytes_out;
-	struct obuf out;        /* bytes pgsluice generated for this socket */
 };
 
 /* Prepares c for fd (non-blocking, TCP_NODELAY set by the caller). */
@@ -131,6 +131,9 @@ bool conn_tls_start(struct conn *c, SSL_CTX *ctx, bool is_server, const char *ve
  * err, errlen: why, on TLS_CLOSED or TLS_FAILED (the caller closes c).
  */
 enum tls_step conn_tls_handshake(struct conn *c, char *err, size_t errlen);
+
+/* Returns c's input buffer to the pool when it holds no byte (an idle conn holds none). */
+void conn_release_empty_input(struct conn *c);
 
 /* Re-evaluates whether c should be reading (buffer space, pause, backpressure). */
 void conn_update_reading(struct conn *c);

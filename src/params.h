@@ -6,6 +6,9 @@
  * When a client is linked to a server whose set differs, params_sync_sql()
  * writes the SET/RESET statements that make the server match. A 64-bit
  * order-independent hash makes the common "already equal" check one compare.
+ * A set is a handle to a reference-counted block that copies share until one
+ * of them changes (copy on write), so that thousands of clients with the same
+ * settings hold them once.
  */
 #ifndef PGSLUICE_PARAMS_H
 #define PGSLUICE_PARAMS_H
@@ -23,27 +26,63 @@
 #define PARAMS_MAX_VALUE 1024
 
 struct param {
-	char *name;     /* spelled as the server reports it, else as given */
-	char *value;
-	bool reported;  /* the server reports changes with ParameterStatus */
-	bool sql;       /* value is SQL as a client's SET wrote it: synced unquoted */
-	uint64_t hash;  /* of lower(name) '=' value; 0 for unsyncable names */
+	char *name;        /* spelled as the server reports it, else as given; one
+			    * allocation with the value after the name's NUL */
+	const char *value; /* inside name's allocation */
+	uint64_t hash;     /* of lower(name) '=' value; 0 for unsyncable names */
+	bool reported;     /* the server reports changes with ParameterStatus */
+	bool sql;          /* value is SQL as a client's SET wrote it: synced unquoted */
 };
 
-struct params {
-	struct param items[PARAMS_MAX];
-	uint16_t n;
+/*
+ * The items of a set, shared by every struct params copied from the one that
+ * made it and never changed while shared: a mutation copies it first. Clients
+ * with the same settings hold one block between them.
+ */
+struct params_block {
+	uint32_t refs;      /* struct params pointing here */
+	uint16_t n, cap;    /* items used, items allocated */
 	uint64_t sync_hash; /* XOR of the items' hashes */
+	struct param items[];
+};
+
+/* A handle to a set; a copy costs a reference, not the items. */
+struct params {
+	struct params_block *b; /* NULL: the empty set */
 };
 
 /* An empty set. */
 void params_init(struct params *ps);
 
-/* Frees the names and values. */
+/* Drops ps's reference; the set is empty afterwards. */
 void params_free(struct params *ps);
 
-/* Replaces dst with a copy of src; false when memory ran out. */
-bool params_copy(struct params *dst, const struct params *src);
+/* Makes dst the same set as src (shared until either changes). */
+void params_copy(struct params *dst, const struct params *src);
+
+/* The number of parameters in ps. */
+static inline uint16_t params_count(const struct params *ps)
+{
+	return ps->b != NULL ? ps->b->n : 0;
+}
+
+/* Parameter i of ps (i < params_count(ps)), in no particular order. */
+static inline const struct param *params_at(const struct params *ps, uint16_t i)
+{
+	return &ps->b->items[i];
+}
+
+/* The order-independent hash of ps's syncable parameters (0 when there are none). */
+static inline uint64_t params_hash(const struct params *ps)
+{
+	return ps->b != NULL ? ps->b->sync_hash : 0;
+}
+
+/*
+ * true when a and b hold the same names (any case) with the same values,
+ * written the same way (params_set_sql or not).
+ */
+bool params_equal(const struct params *a, const struct params *b);
 
 /*
  * Sets name (case-insensitive) to value, adding it when absent. reported
@@ -62,8 +101,8 @@ bool params_set_sql(struct params *ps, const char *name, const char *value);
 /* Whether name is in ps and reported by the server (ParameterStatus). */
 bool params_is_reported(const struct params *ps, const char *name);
 
-/* Removes name (case-insensitive) if present. */
-void params_remove(struct params *ps, const char *name);
+/* Removes name (case-insensitive) if present; false when memory ran out. */
+bool params_remove(struct params *ps, const char *name);
 
 /* The value of name (case-insensitive), or NULL. */
 const char *params_get(const struct params *ps, const char *name);
@@ -71,7 +110,7 @@ const char *params_get(const struct params *ps, const char *name);
 /* true when the two sets need no SET to match (hash compare). */
 static inline bool params_in_sync(const struct params *want, const struct params *have)
 {
-	return want->sync_hash == have->sync_hash;
+	return params_hash(want) == params_hash(have);
 }
 
 /*

@@ -44,6 +44,7 @@ struct pool *pool_get(struct worker *w, struct database *db, struct target *targ
 	list_init(&p->batches_open);
 	list_init(&p->batches_waiting);
 	params_init(&p->welcome);
+	params_init(&p->welcome_asked);
 	list_add_tail(&db->pools, &p->node);
 	p->mode = pool_mode_of(w, p);
 	return p;
@@ -61,6 +62,7 @@ void pool_free_if_unused(struct worker *w, struct pool *p)
 	struct target *t = p->target;
 	list_del(&p->node);
 	params_free(&p->welcome);
+	params_free(&p->welcome_asked);
 	auth_secret_free(p->auth_secret);
 	free(p->user);
 	free(p);

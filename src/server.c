@@ -314,8 +314,8 @@ static void server_send_startup(struct worker *w, struct server *s)
 	values[n++] = p->db->dbname;
 	/* Start with the settings clients of this pool use, so that most links need no SET. */
 	if (p->have_welcome) {
-		for (uint16_t i = 0; i < p->welcome.n; i++) {
-			const struct param *pr = &p->welcome.items[i];
+		for (uint16_t i = 0; i < params_count(&p->welcome); i++) {
+			const struct param *pr = params_at(&p->welcome, i);
 			if (pr->hash == 0)
 				continue;
 			names[n] = pr->name;

@@ -149,12 +149,13 @@ void session_on_ready(struct client *c, struct server *s, char status)
 		if (params_is_reported(&c->params, set->name))
 			continue;
 		if (set->to_default) {
-			params_remove(&c->params, set->name);
 			const char *base = params_get(&s->startup, set->name);
-			if (base != NULL)
-				params_set(&s->params, set->name, base, false);
-			else
-				params_remove(&s->params, set->name);
+			bool ok = params_remove(&c->params, set->name) &&
+				  (base != NULL ? params_set(&s->params, set->name, base, false)
+						: params_remove(&s->params, set->name));
+			if (!ok)
+				log_warning("client %s: RESET %s not tracked: out of memory", c->addr,
+					    set->name);
 		} else if (!params_set_sql(&c->params, set->name, set->value) ||
 			   !params_set_sql(&s->params, set->name, set->value)) {
 			log_warning("client %s: SET %s not tracked: too many or too long settings",

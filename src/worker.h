@@ -145,8 +145,9 @@ struct pool {
 	int n_idle, n_active, n_opening, n_resetting, n_waiting;
 	int n_clients;               /* logged-in clients using this pool */
 	/* The normalized startup parameters a client with the same requested
-	 * parameters gets, learned from a server: skips a round trip at login. */
-	uint64_t welcome_key;
+	 * parameters (welcome_asked) gets, learned from a server: skips a round
+	 * trip at login, and the clients share the one set. */
+	struct params welcome_asked;
 	struct params welcome;
 	bool have_welcome;
 	ev_tstamp last_failure;      /* of a connect or login, for server_login_retry */
@@ -245,57 +246,58 @@ struct client {
 	struct list_head node;      /* worker.clients */
 	struct list_head wait_node; /* pool.waiting while CLIENT_WAITING */
 	struct list_head deferred_node; /* worker.deferred */
-	enum client_state state;
 	struct pool *pool;          /* home pool: the primary's, for this user */
 	struct pool *wait_pool;     /* the pool whose queue it is on */
 	struct server *server;
 	char *user;
-	char *dbname;
+	char *dbname;               /* in user's allocation */
 	struct params params;       /* the session settings it wants */
-	uint64_t startup_key;       /* hash of what it asked for at startup */
-	enum pool_mode mode;
-	uint32_t cancel_pid, cancel_key;
+	struct params asked;        /* what it asked for at startup, until it is welcomed */
+	struct params *login_params; /* settings after login, for DISCARD ALL (not session mode) */
 	struct client *cancel_next; /* worker's cancel table chain */
-	enum client_auth_step auth_step;
-	uint8_t auth_outcome;       /* enum auth_result of the last message */
-	uint8_t auth_method;        /* enum hba_method: hba_file's rule, else auth_type */
 	struct authquery *aq;       /* the lookup object c waits on (AUTH_STEP_LOOKUP) */
 	struct authquery_wait *aq_wait;
 	char *auth_secret;          /* the secret auth_query found (malloc'd, wiped when freed) */
-	uint8_t md5_salt[4];
 	struct scram_server *scram;
+	struct admin_batch *admin_pending; /* statements admin_run_pending runs next */
+	struct prepared_set *prepared; /* its Parse texts and last Bind, made on first use */
+	struct session_pending *session_pending; /* SETs of the running request (session.c) */
+	struct batch *batch;        /* CLIENT_BATCHED: the batch holding its row */
+	struct obuf retry;          /* a replica read's messages, to resend elsewhere */
+	ev_tstamp xact_start;
+	uint64_t bytes_in_counted, bytes_out_counted; /* already added to the stats */
+	ev_tstamp ryw_pending_since; /* a commit not yet covered by a probe */
+	uint64_t ryw_floor;         /* WAL position its reads must see */
+	ev_tstamp connected_at, wait_since, last_activity;
+	ev_tstamp last_read;        /* when the client last sent bytes */
+	/* Narrow fields together, so that padding does not grow every connection. */
+	enum client_state state;
+	enum pool_mode mode;
+	uint32_t cancel_pid, cancel_key;
+	enum client_auth_step auth_step;
+	enum route_pin route_pin;
+	uint32_t retry_rfq;         /* ReadyForQuery messages the bytes in retry ask for */
+	uint8_t auth_outcome;       /* enum auth_result of the last message */
+	uint8_t auth_method;        /* enum hba_method: hba_file's rule, else auth_type */
+	uint8_t md5_salt[4];
+	uint8_t batch_skip;         /* messages of its batched request still to drop */
 	bool fail_pending;          /* drop the request's messages up to Sync */
 	bool in_transaction;        /* last ReadyForQuery said T or E */
 	bool xact_open;             /* a transaction is being timed */
-	ev_tstamp xact_start;
-	uint64_t bytes_in_counted, bytes_out_counted; /* already added to the stats */
 	bool closing_after_flush;   /* a FATAL was queued; close once sent */
 	bool read_routing;          /* the database's and user's read_routing */
-	enum route_pin route_pin;
 	bool route_read;            /* the current transaction was routed as a read */
 	bool retried;               /* the current read was already retried once */
 	bool retry_ok;              /* retry holds every byte sent for the current read */
-	uint32_t retry_rfq;         /* ReadyForQuery messages the bytes in retry ask for */
-	struct obuf retry;          /* a replica read's messages, to resend elsewhere */
-	ev_tstamp ryw_pending_since; /* a commit not yet covered by a probe */
-	uint64_t ryw_floor;         /* WAL position its reads must see */
 	bool refusing;              /* over max_client_conn: refused after startup */
 	bool is_admin;              /* connected to the admin console */
 	bool admin_may_change;      /* in admin_users (else stats_users: SHOW only) */
-	struct admin_batch *admin_pending; /* statements admin_run_pending runs next */
-	struct prepared_set *prepared; /* its Parse texts and last Bind, made on first use */
 	bool rename_statements;     /* transaction/statement pooling: pstmt.c shares statements */
 	bool skip_to_sync;          /* pstmt.c answered an error: drop messages up to Sync */
 	bool waits_for_replies;     /* pstmt.c's reply queue is full: resume as it drains */
-	struct session_pending *session_pending; /* SETs of the running request (session.c) */
-	struct params *login_params; /* settings after login, for DISCARD ALL (not session mode) */
 	bool pinned;                /* session state keeps it on its server */
 	bool awaits_quiet;          /* a Query pgsluice answers waits for the server's replies */
-	struct batch *batch;        /* CLIENT_BATCHED: the batch holding its row */
-	uint8_t batch_skip;         /* messages of its batched request still to drop */
 	bool batch_rerun;           /* its batched request waits to run alone (from retry) */
-	ev_tstamp connected_at, wait_since, last_activity;
-	ev_tstamp last_read;        /* when the client last sent bytes */
 	char addr[64];
 };
 

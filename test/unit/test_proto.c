@@ -234,7 +234,7 @@ START_TEST(params_set_by_a_clients_set_are_synced_as_written)
 	/* A copy keeps the form; a reported value replaces it as a literal. */
 	struct params copy;
 	params_init(&copy);
-	ck_assert(params_copy(&copy, &want));
+	params_copy(&copy, &want);
 	ck_assert(!params_is_reported(&copy, "search_path"));
 	params_set(&copy, "search_path", "x", true);
 	ck_assert(params_is_reported(&copy, "search_path"));
@@ -278,6 +278,93 @@ START_TEST(options_are_parsed_like_the_server_does)
 }
 END_TEST
 
+START_TEST(params_copies_share_until_one_changes)
+{
+	struct params a, b, c;
+	params_init(&a);
+	params_init(&b);
+	params_init(&c);
+	ck_assert(params_set(&a, "TimeZone", "UTC", true));
+	ck_assert(params_set(&a, "search_path", "public", false));
+	params_copy(&b, &a);
+	params_copy(&c, &a);
+	ck_assert_ptr_eq(a.b, b.b);
+	ck_assert_uint_eq(a.b->refs, 3);
+	/* Setting a value a copy already has copies nothing. */
+	ck_assert(params_set(&b, "timezone", "UTC", false));
+	ck_assert_ptr_eq(a.b, b.b);
+	ck_assert(params_set(&b, "TimeZone", "Asia/Tokyo", true));
+	ck_assert_ptr_ne(a.b, b.b);
+	ck_assert_uint_eq(a.b->refs, 2);
+	ck_assert_str_eq(params_get(&a, "TimeZone"), "UTC");
+	ck_assert_str_eq(params_get(&b, "TimeZone"), "Asia/Tokyo");
+	ck_assert_str_eq(params_get(&b, "search_path"), "public");
+	ck_assert(!params_in_sync(&a, &b));
+	ck_assert(params_remove(&c, "search_path"));
+	ck_assert_ptr_null(params_get(&c, "search_path"));
+	ck_assert_str_eq(params_get(&a, "search_path"), "public");
+	ck_assert_uint_eq(a.b->refs, 1);
+	ck_assert(params_set_sql(&c, "work_mem", "'64MB'"));
+	ck_assert_ptr_null(params_get(&a, "work_mem"));
+	ck_assert_uint_eq(params_count(&a), 2);
+	ck_assert_uint_eq(params_count(&c), 2);
+	/* A copy over a set drops that set's reference. */
+	params_copy(&b, &c);
+	ck_assert_ptr_eq(b.b, c.b);
+	ck_assert_uint_eq(c.b->refs, 2);
+	params_free(&c);
+	ck_assert_uint_eq(b.b->refs, 1);
+	ck_assert_str_eq(params_get(&b, "work_mem"), "'64MB'");
+	params_free(&a);
+	params_free(&b);
+	ck_assert_uint_eq(params_count(&a), 0);
+	ck_assert_uint_eq(params_hash(&a), 0);
+}
+END_TEST
+
+START_TEST(params_sync_into_a_shared_set_leaves_its_copies_alone)
+{
+	struct params want, have, other;
+	params_init(&want);
+	params_init(&have);
+	params_init(&other);
+	params_set(&want, "TimeZone", "Asia/Tokyo", true);
+	params_set(&have, "TimeZone", "UTC", true);
+	params_set(&have, "work_mem", "4MB", false);
+	params_copy(&other, &have);
+	params_apply_sync(&want, &have);
+	ck_assert(params_in_sync(&want, &have));
+	ck_assert_ptr_null(params_get(&have, "work_mem"));
+	ck_assert_str_eq(params_get(&other, "work_mem"), "4MB");
+	ck_assert_str_eq(params_get(&other, "TimeZone"), "UTC");
+	params_free(&want);
+	params_free(&have);
+	params_free(&other);
+}
+END_TEST
+
+START_TEST(params_equal_compares_content)
+{
+	struct params a, b;
+	params_init(&a);
+	params_init(&b);
+	ck_assert(params_equal(&a, &b));
+	params_set(&a, "application_name", "x", false);
+	params_set(&a, "DateStyle", "ISO", false);
+	ck_assert(!params_equal(&a, &b));
+	params_set(&b, "datestyle", "ISO", false);
+	params_set(&b, "application_name", "x", false);
+	ck_assert(params_equal(&a, &b));
+	params_set(&b, "application_name", "y", false);
+	ck_assert(!params_equal(&a, &b));
+	params_set(&b, "application_name", "x", false);
+	params_set_sql(&b, "DateStyle", "ISO");
+	ck_assert(!params_equal(&a, &b));
+	params_free(&a);
+	params_free(&b);
+}
+END_TEST
+
 START_TEST(params_refuse_too_many_entries)
 {
 	struct params ps;
@@ -316,6 +403,9 @@ Suite *proto_suite(void)
 	tcase_add_test(tp, params_reject_names_unfit_for_sql);
 	tcase_add_test(tp, options_are_parsed_like_the_server_does);
 	tcase_add_test(tp, params_refuse_too_many_entries);
+	tcase_add_test(tp, params_copies_share_until_one_changes);
+	tcase_add_test(tp, params_sync_into_a_shared_set_leaves_its_copies_alone);
+	tcase_add_test(tp, params_equal_compares_content);
 	suite_add_tcase(s, tp);
 	return s;
 }
