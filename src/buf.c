@@ -31,6 +31,8 @@ struct iobuf *iobuf_get(struct iobuf_pool *pool)
 	if (b != NULL) {
 		pool->free = b->next_free;
 		pool->n_free--;
+		if (pool->n_free < pool->low_free)
+			pool->low_free = pool->n_free;
 	} else {
 		b = malloc(sizeof(*b) + pool->size);
 		if (b == NULL)
@@ -54,6 +56,21 @@ void iobuf_put(struct iobuf_pool *pool, struct iobuf *buf)
 	buf->next_free = pool->free;
 	pool->free = buf;
 	pool->n_free++;
+}
+
+size_t iobuf_pool_trim(struct iobuf_pool *pool)
+{
+	size_t freed = 0;
+	while (freed < pool->low_free && pool->free != NULL) {
+		struct iobuf *b = pool->free;
+		pool->free = b->next_free;
+		free(b);
+		pool->n_free--;
+		pool->n_total--;
+		freed++;
+	}
+	pool->low_free = pool->n_free;
+	return freed;
 }
 
 void iobuf_compact(struct iobuf *buf)

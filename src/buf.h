@@ -28,6 +28,7 @@ struct iobuf_pool {
 	size_t n_free;    /* buffers on the free list */
 	size_t n_total;   /* buffers allocated and not released to malloc */
 	size_t max_free;  /* free-list length kept; the rest goes back to malloc */
+	size_t low_free;  /* the shortest the free list was since the last trim */
 };
 
 /* Sets up an empty pool of buffers of size bytes. */
@@ -41,6 +42,13 @@ struct iobuf *iobuf_get(struct iobuf_pool *pool);
 
 /* Returns buf (may be NULL) to the pool. */
 void iobuf_put(struct iobuf_pool *pool, struct iobuf *buf);
+
+/*
+ * Frees the free buffers no one needed since the last trim (as many as the
+ * free list never went below), so that a burst of connections does not keep
+ * its buffers for good. Returns how many were freed.
+ */
+size_t iobuf_pool_trim(struct iobuf_pool *pool);
 
 /* Moves unconsumed bytes to the front so that more can be received. */
 void iobuf_compact(struct iobuf *buf);

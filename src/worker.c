@@ -9,6 +9,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@
 
 /* How often the janitor looks at timeouts; the finest timeout resolution. */
 #define JANITOR_PERIOD 0.1
+/* How often input buffers no one needed go back to the system. */
+#define IOBUF_TRIM_PERIOD 1.0
 /* Room for the problems of a bad hba_file (hba.c truncates and counts the rest). */
 #define HBA_ERRORS_MAX 4096
 
@@ -294,6 +297,12 @@ static void worker_on_janitor(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 	cancel_expire(w, now);
 	listener_resume_all(w);
+	if (now - w->iobufs_trimmed_at >= IOBUF_TRIM_PERIOD) {
+		w->iobufs_trimmed_at = now;
+		/* malloc keeps freed memory for itself until asked to give back whole pages. */
+		if (iobuf_pool_trim(&w->iobufs) > 0)
+			malloc_trim(0);
+	}
 	double period = (double)w->cfg->stats_period / 1e6;
 	if (period > 0 && now - w->stats_period_start >= period) {
 		list_for_each_safe(dpos, dtmp, &w->databases)

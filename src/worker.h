@@ -312,6 +312,7 @@ struct worker {
 	struct hba_rules *hba;       /* hba_file's rules; NULL: none, auth_type for all */
 	bool authquery_restarting;   /* auth.c: lookups answered now are asked again */
 	struct iobuf_pool iobufs;
+	ev_tstamp iobufs_trimmed_at; /* when unneeded buffers were last freed */
 	struct list_head databases;
 	struct list_head clients;
 	struct list_head cancels;

@@ -379,6 +379,34 @@ START_TEST(params_refuse_too_many_entries)
 }
 END_TEST
 
+START_TEST(input_buffers_no_one_needed_for_a_trim_period_are_freed)
+{
+	struct iobuf_pool pool;
+	iobuf_pool_init(&pool, 64);
+	struct iobuf *held[5];
+	for (int i = 0; i < 5; i++)
+		held[i] = iobuf_get(&pool);
+	for (int i = 0; i < 5; i++)
+		iobuf_put(&pool, held[i]);
+	ck_assert_uint_eq(pool.n_free, 5);
+	/* The burst ended after the last trim: its buffers stay one period more. */
+	ck_assert_uint_eq(iobuf_pool_trim(&pool), 0);
+	/* Two are needed during the next period: the other three go. */
+	held[0] = iobuf_get(&pool);
+	held[1] = iobuf_get(&pool);
+	iobuf_put(&pool, held[0]);
+	iobuf_put(&pool, held[1]);
+	ck_assert_uint_eq(iobuf_pool_trim(&pool), 3);
+	ck_assert_uint_eq(pool.n_free, 2);
+	ck_assert_uint_eq(pool.n_total, 2);
+	/* A quiet period frees the rest. */
+	ck_assert_uint_eq(iobuf_pool_trim(&pool), 2);
+	ck_assert_uint_eq(pool.n_total, 0);
+	ck_assert_ptr_null(pool.free);
+	iobuf_pool_destroy(&pool);
+}
+END_TEST
+
 Suite *proto_suite(void)
 {
 	Suite *s = suite_create("proto");
@@ -394,6 +422,7 @@ Suite *proto_suite(void)
 	tcase_add_test(tc, parameter_status_and_sasl_messages_parse);
 	tcase_add_test(tc, sql_literal_escapes_quotes_and_backslashes);
 	tcase_add_test(tc, output_buffer_refuses_to_pass_its_limit);
+	tcase_add_test(tc, input_buffers_no_one_needed_for_a_trim_period_are_freed);
 	suite_add_tcase(s, tc);
 	TCase *tp = tcase_create("params");
 	tcase_add_checked_fixture(tp, setup, teardown);
