@@ -397,9 +397,9 @@ static bool batch_put_run(struct batch *b, struct server *s)
 	size_t before = out->len;
 	struct obuf sql;
 	obuf_init(&sql, 64 * 1024);
-	obuf_put_str(&sql, "BEGIN");
+	obuf_put(&sql, "BEGIN", 5);
 	if (!params_in_sync(&b->params, &s->params)) {
-		obuf_put_str(&sql, ";");
+		obuf_put(&sql, ";", 1);
 		b->sync_sent = params_sync_sql(&b->params, &s->params, &sql) > 0;
 	}
 	obuf_put_u8(&sql, 0);

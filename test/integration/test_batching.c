@@ -137,6 +137,7 @@ static void bt_wait_rows_waiting(PGconn *admin, int n)
 /* One client's request of a deterministic batch, and what it got. */
 struct bt_req {
 	const char *sql;
+	const char *setup; /* run on its connection before anything is held, or NULL */
 	int n_params; /* 0: simple Query; else PQsendQueryParams with values */
 	const char *values[4];
 	PGconn *conn;
@@ -177,8 +178,11 @@ static void bt_collect(struct bt_req *r)
  */
 static PGconn *bt_send_batched(struct sluice *s, PGconn *admin, struct bt_req *reqs, int n)
 {
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		reqs[i].conn = bt_connect(s);
+		if (reqs[i].setup != NULL)
+			bt_exec(reqs[i].conn, reqs[i].setup);
+	}
 	PGconn *holder = bt_connect(s);
 	bt_exec(holder, "BEGIN");
 	bt_exec(holder, "SELECT 1");
@@ -411,6 +415,40 @@ START_TEST(a_row_a_trigger_drops_tells_only_its_client_insert_0_0)
 	ck_assert_int_eq(bt_count("SELECT count(*) FROM bt_skip"), 2);
 	ck_assert_int_eq(bt_count("SELECT count(*) FROM bt_skip WHERE id IN (2, 4)"), 2);
 	ck_assert(bt_batches(admin, "fallbacks") == 1);
+	PQfinish(admin);
+	sluice_stop_clean(s);
+}
+END_TEST
+
+/* Rows run with their clients' settings (BEGIN carries the SETs); rows of other settings
+ * share no batch, and the server is set back for whoever comes next. */
+START_TEST(a_batch_runs_with_the_settings_of_its_clients)
+{
+	bt_table("bt_sp");
+	bt_su_exec("DROP SCHEMA IF EXISTS bt_s CASCADE; CREATE SCHEMA bt_s; "
+		   "CREATE TABLE bt_s.bt_sp (id int PRIMARY KEY); "
+		   "GRANT USAGE ON SCHEMA bt_s TO " FIXTURE_USER "; "
+		   "GRANT ALL ON bt_s.bt_sp TO " FIXTURE_USER);
+	struct sluice *s = bt_start(NULL, "pool_size=1");
+	PGconn *admin = bt_admin(s);
+	struct bt_req reqs[] = {
+		{.sql = "INSERT INTO bt_sp (id) VALUES (1)", .setup = "SET search_path = bt_s"},
+		{.sql = "INSERT INTO bt_sp (id) VALUES (2)", .setup = "SET search_path = bt_s"},
+		{.sql = "INSERT INTO bt_sp (id) VALUES (3)"},
+		{.sql = "INSERT INTO bt_sp (id) VALUES (4)"},
+	};
+	bt_run_batch(s, admin, reqs, 4);
+	for (int i = 0; i < 4; i++)
+		bt_assert_inserted(&reqs[i], "INSERT 0 1");
+	bt_exec(reqs[2].conn, "INSERT INTO bt_sp (id) VALUES (5)");
+	bt_exec(reqs[0].conn, "INSERT INTO bt_sp (id) VALUES (6)");
+	bt_finish_all(reqs, 4);
+	ck_assert_int_eq(bt_count("SELECT count(*) FROM bt_s.bt_sp WHERE id IN (1, 2, 6)"), 3);
+	ck_assert_int_eq(bt_count("SELECT count(*) FROM bt_s.bt_sp"), 3);
+	ck_assert_int_eq(bt_count("SELECT count(*) FROM public.bt_sp WHERE id IN (3, 4, 5)"), 3);
+	ck_assert_int_eq(bt_count("SELECT count(*) FROM public.bt_sp"), 3);
+	ck_assert(bt_batches(admin, "batches") == 2);
+	ck_assert(bt_batches(admin, "fallbacks") == 0);
 	PQfinish(admin);
 	sluice_stop_clean(s);
 }
@@ -929,6 +967,7 @@ Suite *batching_suite(void)
 	tcase_add_test(tc, type_errors_fail_only_their_client_in_both_protocols);
 	tcase_add_test(tc, on_conflict_do_nothing_tells_each_client_its_own_count);
 	tcase_add_test(tc, a_row_a_trigger_drops_tells_only_its_client_insert_0_0);
+	tcase_add_test(tc, a_batch_runs_with_the_settings_of_its_clients);
 	tcase_add_test(tc, extended_rows_batch_with_each_value_in_its_column);
 	tcase_add_test(tc, client_killed_while_its_row_waits_leaves_no_trace);
 	tcase_add_test(tc, client_killed_while_its_batch_runs_shares_the_batch_s_fate);
