@@ -502,8 +502,9 @@ START_TEST(server_require_and_verify_full_use_tls_and_a_wrong_ca_fails)
 END_TEST
 
 /*
- * pgsluice's own libpq sessions on the primary, "application_name=ssl" for each
- * application_name starting with pgsluice-, sorted and comma-separated ("" when none).
+ * pgsluice's own libpq sessions on the primary: "application_name=true" (on TLS) or
+ * "=false" for each application_name starting with pgsluice-, sorted and
+ * comma-separated ("" when none).
  */
 static char *tls_aux_sessions(void)
 {
@@ -517,13 +518,16 @@ static char *tls_aux_sessions(void)
 	return v;
 }
 
-/* Waits up to timeout_s for want (e.g. "pgsluice-health=t") among tls_aux_sessions(). */
-static void tls_wait_aux_session(const char *want, double timeout_s)
+/*
+ * Waits up to timeout_s for want (e.g. "pgsluice-health=true") among tls_aux_sessions(),
+ * or with whole, for want to be all of them.
+ */
+static void tls_wait_aux_session(const char *want, bool whole, double timeout_s)
 {
 	double deadline = fixture_now() + timeout_s;
 	for (;;) {
 		char *v = tls_aux_sessions();
-		bool found = strstr(v, want) != NULL;
+		bool found = whole ? strcmp(v, want) == 0 : strstr(v, want) != NULL;
 		if (!found && fixture_now() > deadline)
 			ck_abort_msg("no %s on the primary; pgsluice's sessions: %s", want, v);
 		free(v);
@@ -533,11 +537,11 @@ static void tls_wait_aux_session(const char *want, double timeout_s)
 	}
 }
 
-/* server_tls_mode = verify-full with CA set dir, probes every 200 ms, auth_query as
+/* server_tls_mode = mode with CA set dir (NULL: none), probes every 200 ms, auth_query as
  * postgres (trust over TCP), plan captures of statements past 100 ms. */
-static void tls_aux_conf(char *conf, size_t cap, const char *dir)
+static void tls_aux_conf(char *conf, size_t cap, const char *mode, const char *dir)
 {
-	tls_server_conf(conf, cap, "verify-full", dir);
+	tls_server_conf(conf, cap, mode, dir);
 	snprintf(conf + strlen(conf), cap - strlen(conf),
 		 "health_check_period = 200ms\nhealth_check_user = postgres\n"
 		 "auth_user = postgres\nslow_query_threshold = 100ms\n");
@@ -545,30 +549,37 @@ static void tls_aux_conf(char *conf, size_t cap, const char *dir)
 
 /*
  * The health probes, auth_query and the plan captures follow server_tls_mode: under
- * verify-full all three reach the primary over TLS.
+ * disable the probe stays in plaintext although the primary offers TLS (libpq's own
+ * default would take it), under verify-full all three reach the primary over TLS.
  */
-START_TEST(probes_auth_query_and_captures_use_tls_under_verify_full)
+START_TEST(probes_auth_query_and_captures_follow_server_tls_mode)
 {
 	char a[TLS_PATH_MAX], conf[TLS_CONF_MAX];
 	tls_certs("a", a, sizeof(a));
 	tls_primary_ssl(a);
-	tls_aux_conf(conf, sizeof(conf), a);
+	tls_aux_conf(conf, sizeof(conf), "disable", NULL);
 	struct sluice *s = sluice_start(conf, NULL);
-	tls_wait_aux_session("pgsluice-health=t", 10);
+	tls_wait_aux_session("pgsluice-health=false", false, 10);
+	sluice_stop_clean(s);
+	tls_wait_aux_session("", true, 10);
+
+	tls_aux_conf(conf, sizeof(conf), "verify-full", a);
+	s = sluice_start(conf, NULL);
+	tls_wait_aux_session("pgsluice-health=true", false, 10);
 
 	/* A user the auth file does not know is looked up, found or not. */
 	PGconn *c = fixture_connect(s->port, FIXTURE_DB, "tls_nobody", "nothing", NULL);
 	ck_assert_int_ne(PQstatus(c), CONNECTION_OK);
 	PQfinish(c);
-	tls_wait_aux_session("pgsluice-authquery=t", 10);
+	tls_wait_aux_session("pgsluice-authquery=true", false, 10);
 
 	c = fixture_connect_ok(s->port, FIXTURE_DB, FIXTURE_USER, FIXTURE_PASSWORD, NULL);
 	PQclear(fixture_exec_ok(c, "SELECT pg_sleep(0.2)"));
 	PQfinish(c);
-	tls_wait_aux_session("pgsluice-explain=t", 10);
+	tls_wait_aux_session("pgsluice-explain=true", false, 10);
 
 	char *v = tls_aux_sessions();
-	ck_assert_msg(strstr(v, "=f") == NULL, "plaintext sessions: %s", v);
+	ck_assert_msg(strstr(v, "=false") == NULL, "plaintext sessions: %s", v);
 	free(v);
 	sluice_stop_clean(s);
 	tls_primary_ssl(NULL);
@@ -586,7 +597,7 @@ START_TEST(wrong_ca_fails_probes_and_auth_query_until_a_reload_fixes_it)
 	tls_certs("a", a, sizeof(a));
 	tls_certs("b", b, sizeof(b));
 	tls_primary_ssl(a);
-	tls_aux_conf(conf, sizeof(conf), b);
+	tls_aux_conf(conf, sizeof(conf), "verify-full", b);
 	struct sluice *s = sluice_start(conf, NULL);
 	char needle[128];
 	snprintf(needle, sizeof(needle), "primary 127.0.0.1:%d of %s failed: connect failed: ",
@@ -604,10 +615,10 @@ START_TEST(wrong_ca_fails_probes_and_auth_query_until_a_reload_fixes_it)
 		      "connected unverified: %s", v);
 	free(v);
 
-	tls_aux_conf(conf, sizeof(conf), a);
+	tls_aux_conf(conf, sizeof(conf), "verify-full", a);
 	ck_assert(sluice_rewrite(s, conf, NULL));
 	sluice_signal(s, SIGHUP);
-	tls_wait_aux_session("pgsluice-health=t", 10);
+	tls_wait_aux_session("pgsluice-health=true", false, 10);
 	sluice_stop_clean(s);
 	tls_primary_ssl(NULL);
 }
@@ -762,7 +773,7 @@ Suite *tls_integration_suite(void)
 	tcase_add_test(tc, server_require_and_verify_full_use_tls_and_a_wrong_ca_fails);
 	tcase_add_test(tc,
 		       psql_verify_full_with_channel_binding_reaches_a_tls_primary_on_a_scram_secret);
-	tcase_add_test(tc, probes_auth_query_and_captures_use_tls_under_verify_full);
+	tcase_add_test(tc, probes_auth_query_and_captures_follow_server_tls_mode);
 	tcase_add_test(tc, wrong_ca_fails_probes_and_auth_query_until_a_reload_fixes_it);
 	suite_add_tcase(s, tc);
 	return s;
