@@ -1295,8 +1295,6 @@ static bool run_set(struct worker *w, struct obuf *ob, const struct admin_statem
 		hba_free(w->hba);
 		w->hba = hba;
 	}
-	if (strncmp(key->name, "auth_", 5) == 0 || auth_file)
-		auth_restart_lookups(w);
 	bool logging = strcmp(key->name, "logfile") == 0 || strcmp(key->name, "syslog") == 0 ||
 		       strcmp(key->name, "verbose") == 0;
 	if (logging && !log_open(w->cfg->logfile, w->cfg->syslog, w->cfg->verbose)) {
@@ -1314,6 +1312,10 @@ static bool run_set(struct worker *w, struct obuf *ob, const struct admin_statem
 		admin_put_error(ob, "F0000", NULL, NULL, "%s", tls_err);
 		return false;
 	}
+	/* After the TLS check: a refused server_tls_* value must not reach a new lookup. */
+	if (strncmp(key->name, "auth_", 5) == 0 || auth_file ||
+	    strncmp(key->name, "server_tls_", 11) == 0)
+		auth_restart_lookups(w);
 	if (!querylog_configure(w))
 		log_error("out of memory applying the slow-query settings");
 	log_info("admin: SET %s = %s", key->name, st->value);

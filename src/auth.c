@@ -20,6 +20,7 @@
 
 #include "admin.h"
 #include "authquery.h"
+#include "auxconn.h"
 #include "client.h"
 #include "hba.h"
 #include "log.h"
@@ -247,6 +248,7 @@ static struct authquery *auth_query_of(struct worker *w, struct database *db)
 	s.timeout = (double)cfg->auth_query_timeout / 1e6;
 	s.max_waiting = (size_t)cfg->auth_query_max_waiting;
 	s.cache_max = (size_t)cfg->auth_query_cache_size;
+	auxconn_tls_from_config(cfg, &s.tls);
 	db->authquery = authquery_new(w->loop, &s);
 	if (db->authquery == NULL)
 		log_error("out of memory starting auth_query for database %s", db->name);

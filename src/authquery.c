@@ -12,11 +12,9 @@
  */
 #include "authquery.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <ev.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,9 +336,10 @@ enum authquery_conn_state {
 
 struct authquery {
 	struct ev_loop *loop;
-	struct authquery_settings s; /* strings point into block */
+	struct authquery_settings s; /* strings point into block, s.tls's into tls_block */
 	char *block;
 	size_t block_len;
+	char *tls_block;
 	struct authquery_cache *cache;
 	struct authquery_table pending;
 	struct list_head queue;
@@ -537,54 +536,28 @@ static void authquery_on_io(struct ev_loop *loop, ev_io *io, int revents);
 static void authquery_connect(struct authquery *aq)
 {
 	const struct authquery_settings *s = &aq->s;
-	const char *keys[12], *values[12];
-	size_t n = 0;
-	char hostaddr[INET6_ADDRSTRLEN], port[16], timeout[32], options[64];
-	unsigned char addr[sizeof(struct in6_addr)];
-	if (s->host != NULL) {
-		keys[n] = "host";
-		values[n++] = s->host;
-		/* A numeric address spares libpq a name lookup, which would block the loop. */
-		if (inet_pton(AF_INET, s->host, addr) == 1 ||
-		    inet_pton(AF_INET6, s->host, addr) == 1) {
-			snprintf(hostaddr, sizeof(hostaddr), "%s", s->host);
-			keys[n] = "hostaddr";
-			values[n++] = hostaddr;
-		}
-	}
-	if (s->port > 0) {
-		snprintf(port, sizeof(port), "%d", s->port);
-		keys[n] = "port";
-		values[n++] = port;
-	}
-	const char *const fields[][2] = {{"dbname", s->dbname},
-					 {"user", s->user},
-					 {"password", s->password},
-					 {"application_name", "pgsluice-authquery"}};
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if (fields[i][1] != NULL) {
-			keys[n] = fields[i][0];
-			values[n++] = fields[i][1];
-		}
-	}
 	double seconds = authquery_timeout(aq);
-	/* libpq only enforces it in blocking connects; the tick is what bounds this one. */
-	snprintf(timeout, sizeof(timeout), "%.0f", ceil(seconds) < 1 ? 1 : ceil(seconds));
-	keys[n] = "connect_timeout";
-	values[n++] = timeout;
 	/* The server gives up on a slow query too, rather than run on for nobody. */
+	char options[64];
 	snprintf(options, sizeof(options), "-c statement_timeout=%.0f", ceil(seconds * 1000));
-	keys[n] = "options";
-	values[n++] = options;
-	keys[n] = NULL;
-	values[n] = NULL;
+	struct auxconn_spec spec = {
+		.host = s->host,
+		.port = s->port,
+		.dbname = s->dbname,
+		.user = s->user,
+		.password = s->password,
+		.application_name = "pgsluice-authquery",
+		/* libpq only enforces it in blocking connects; the tick is what bounds this one. */
+		.connect_timeout = seconds,
+		.options = options,
+		.tls = s->tls,
+	};
 
 	aq->conn = AUTHQUERY_CONN_CONNECTING;
 	aq->fresh = true;
 	aq->step_started = ev_now(aq->loop);
 	aq->stats.connects++;
-	/* expand_dbname = 0: a database name is never read as a connection string. */
-	aq->pg = PQconnectStartParams(keys, values, 0);
+	aq->pg = auxconn_start(&spec);
 	if (aq->pg == NULL) {
 		authquery_conn_fail(aq, "connect failed: ", "out of memory", true);
 		return;
@@ -898,10 +871,12 @@ struct authquery *authquery_new(struct ev_loop *loop, const struct authquery_set
 		total += parts[i] != NULL ? strlen(parts[i]) + 1 : 0;
 	aq->block = malloc(total);
 	aq->block_len = total;
+	aq->tls_block = auxconn_tls_copy(&aq->s.tls, &s->tls);
 	aq->cache = authquery_cache_new(s->cache_max);
-	if (aq->block == NULL || aq->cache == NULL ||
+	if (aq->block == NULL || aq->tls_block == NULL || aq->cache == NULL ||
 	    !authquery_table_init(&aq->pending, s->max_waiting)) {
 		authquery_cache_free(aq->cache);
+		free(aq->tls_block);
 		free(aq->block);
 		free(aq);
 		return NULL;
@@ -1020,6 +995,7 @@ void authquery_free(struct authquery *aq)
 	free(aq->pending.buckets);
 	explicit_bzero(aq->block, aq->block_len);
 	free(aq->block);
+	free(aq->tls_block);
 	free(aq);
 }
 

@@ -18,6 +18,8 @@
 
 #include <libpq-fe.h>
 
+#include "auxconn.h"
+
 struct ev_loop;
 struct authquery;
 struct authquery_wait;
@@ -49,6 +51,7 @@ struct authquery_settings {
 	double timeout;         /* seconds a lookup may wait in all; <= 0: 5 (default 5) */
 	size_t max_waiting;     /* lookups waiting for the server at once (default 1000) */
 	size_t cache_max;       /* answers kept; the least recently used goes (default 10000) */
+	struct auxconn_tls tls; /* TLS toward host (default: mode disable) */
 };
 
 /* What an authquery object did since it was made. */

@@ -11,13 +11,11 @@
  */
 #include "explain.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <ev.h>
 #include <libpq-fe.h>
 #include <limits.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +116,8 @@ struct explain_rate {
 
 struct explainer {
 	struct ev_loop *loop;
-	struct explain_settings settings;
+	struct explain_settings settings; /* settings.tls's strings point into tls_block */
+	char *tls_block;
 	ev_timer timer;
 	struct list_head queue;
 	size_t n_queued;
@@ -459,39 +458,6 @@ static void explain_on_io(struct ev_loop *loop, ev_io *io, int revents);
 static void explain_conn_start(struct explain_conn *conn)
 {
 	const struct explain_key *k = &conn->key;
-	const char *keys[12], *values[12];
-	size_t n = 0;
-	char hostaddr[INET6_ADDRSTRLEN], port[16], timeout[32];
-	unsigned char addr[sizeof(struct in6_addr)];
-	if (k->host != NULL) {
-		keys[n] = "host";
-		values[n++] = k->host;
-		/* A numeric address spares libpq a name lookup, which would block the loop. */
-		if (inet_pton(AF_INET, k->host, addr) == 1 ||
-		    inet_pton(AF_INET6, k->host, addr) == 1) {
-			snprintf(hostaddr, sizeof(hostaddr), "%s", k->host);
-			keys[n] = "hostaddr";
-			values[n++] = hostaddr;
-		}
-	}
-	if (k->port > 0) {
-		snprintf(port, sizeof(port), "%d", k->port);
-		keys[n] = "port";
-		values[n++] = port;
-	}
-	const char *const fields[][2] = {
-		{"dbname", k->dbname}, {"user", k->user}, {"password", k->password},
-		{"application_name", "pgsluice-explain"}};
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if (fields[i][1] != NULL) {
-			keys[n] = fields[i][0];
-			values[n++] = fields[i][1];
-		}
-	}
-	/* libpq only enforces it in blocking connects; the timer is what bounds this one. */
-	snprintf(timeout, sizeof(timeout), "%.0f", explain_whole(explainer_timeout(conn->ex)));
-	keys[n] = "connect_timeout";
-	values[n++] = timeout;
 	/* The server bounds every capture too, a plain EXPLAIN's planning included. */
 	struct obuf options;
 	obuf_init(&options, EXPLAIN_TEXT_MAX);
@@ -509,12 +475,19 @@ static void explain_conn_start(struct explain_conn *conn)
 	} else {
 		obuf_put_u8(&options, '\0');
 	}
-	keys[n] = "options";
-	values[n++] = (const char *)options.data;
-	keys[n] = NULL;
-	values[n] = NULL;
-	/* expand_dbname = 0: a database name is never read as a connection string. */
-	conn->pg = PQconnectStartParams(keys, values, 0);
+	struct auxconn_spec spec = {
+		.host = k->host,
+		.port = k->port,
+		.dbname = k->dbname,
+		.user = k->user,
+		.password = k->password,
+		.application_name = "pgsluice-explain",
+		/* libpq only enforces it in blocking connects; the timer is what bounds this one. */
+		.connect_timeout = explainer_timeout(conn->ex),
+		.options = (const char *)options.data,
+		.tls = conn->ex->settings.tls,
+	};
+	conn->pg = auxconn_start(&spec);
 	obuf_free(&options);
 	if (conn->pg == NULL) {
 		explain_conn_fail(conn, "connect failed: ", "out of memory");
@@ -930,13 +903,29 @@ static void explain_on_tick(struct ev_loop *loop, ev_timer *timer, int revents)
 
 /* ----- API ----- */
 
+/* Makes s ex's settings, with copies of its strings; false when memory ran out. */
+static bool explainer_keep_settings(struct explainer *ex, const struct explain_settings *s)
+{
+	struct explain_settings kept = *s;
+	char *tls_block = auxconn_tls_copy(&kept.tls, &s->tls);
+	if (tls_block == NULL)
+		return false;
+	free(ex->tls_block);
+	ex->tls_block = tls_block;
+	ex->settings = kept;
+	return true;
+}
+
 struct explainer *explainer_create(struct ev_loop *loop, const struct explain_settings *s)
 {
 	struct explainer *ex = calloc(1, sizeof(*ex));
 	if (ex == NULL)
 		return NULL;
+	if (!explainer_keep_settings(ex, s)) {
+		free(ex);
+		return NULL;
+	}
 	ex->loop = loop;
-	ex->settings = *s;
 	list_init(&ex->queue);
 	list_init(&ex->running);
 	list_init(&ex->active_conns);
@@ -946,15 +935,17 @@ struct explainer *explainer_create(struct ev_loop *loop, const struct explain_se
 	return ex;
 }
 
-void explainer_configure(struct explainer *ex, const struct explain_settings *s)
+bool explainer_configure(struct explainer *ex, const struct explain_settings *s)
 {
-	ex->settings = *s;
+	if (!explainer_keep_settings(ex, s))
+		return false;
 	struct list_head *oldest;
 	while (ex->n_conns > explainer_max_connections(ex) &&
 	       (oldest = list_last(&ex->idle_conns)) != NULL)
 		explain_conn_close(list_entry(oldest, struct explain_conn, node));
 	explainer_dispatch(ex);
 	explainer_arm(ex);
+	return true;
 }
 
 /* A copy of req that outlives the caller's buffers, or NULL when memory ran out. */
@@ -1059,6 +1050,7 @@ void explainer_free(struct explainer *ex)
 	while ((first = list_first(&ex->idle_conns)) != NULL)
 		explain_conn_close(list_entry(first, struct explain_conn, node));
 	explain_end_all(&ending, "pgsluice is stopping", &ex->counters.failed);
+	free(ex->tls_block);
 	free(ex);
 }
 

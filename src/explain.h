@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auxconn.h"
+
 struct ev_loop;
 struct explainer;
 
@@ -35,6 +37,7 @@ struct explain_settings {
 	size_t queue_max;       /* captures waiting for a connection */
 	int max_connections;    /* libpq connections in all; < 1 counts as 1 */
 	double analyze_statement_timeout; /* seconds, for ANALYZE runs; <= 0: timeout */
+	struct auxconn_tls tls;           /* TLS toward the servers (copied) */
 };
 
 /*
@@ -88,9 +91,11 @@ struct explainer *explainer_create(struct ev_loop *loop, const struct explain_se
  * Applies new settings (reload). A new timeout counts for later submits; a
  * lower connection cap closes idle connections now and busy ones as their
  * captures end; captures already queued stay queued. A higher cap starts
- * queued captures at once (a done may then run before this returns).
+ * queued captures at once (a done may then run before this returns). New TLS
+ * settings count for connections opened later; open ones stay as they are.
+ * Returns false when memory ran out (the settings in force stay).
  */
-void explainer_configure(struct explainer *ex, const struct explain_settings *s);
+bool explainer_configure(struct explainer *ex, const struct explain_settings *s);
 
 /*
  * Asks for the plan of req's statement. req->done is called exactly once:

@@ -2,24 +2,22 @@
  * health.c - probes of the primary and the replicas (health.h).
  *
  * One timer per worker walks every target of every database; each target
- * owns a struct health_probe with one libpq connection, driven only by
- * libpq's asynchronous calls and an ev_io on its socket, that is kept open
- * between probes. The results feed the router: a replica's ban and its
+ * owns a struct health_probe with one libpq connection (auxconn.c: TLS as
+ * server_tls_mode), driven only by libpq's asynchronous calls and an ev_io
+ * on its socket, that is kept open between probes. The results feed the router: a replica's ban and its
  * replayed WAL position, and the primary's WAL position that
  * read_your_writes turns into the floor a replica must have replayed.
  */
 #include "health.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
+#include "auxconn.h"
 #include "log.h"
 #include "userlist.h"
 
@@ -590,41 +588,22 @@ static void health_on_io(struct ev_loop *loop, ev_io *io, int revents)
 
 static void health_connect(struct health_probe *p)
 {
-	char hostaddr[INET6_ADDRSTRLEN];
-	char port[16];
-	unsigned char addr[sizeof(struct in6_addr)];
-	const char *keys[9], *values[9];
-	size_t n = 0;
-	keys[n] = "host";
-	values[n++] = p->host;
-	/* A numeric address spares libpq a name lookup, which would block the loop. */
-	if (inet_pton(AF_INET, p->host, addr) == 1 || inet_pton(AF_INET6, p->host, addr) == 1) {
-		snprintf(hostaddr, sizeof(hostaddr), "%s", p->host);
-		keys[n] = "hostaddr";
-		values[n++] = hostaddr;
-	}
-	snprintf(port, sizeof(port), "%d", p->port);
-	keys[n] = "port";
-	values[n++] = port;
-	keys[n] = "dbname";
-	values[n++] = p->dbname;
-	keys[n] = "user";
-	values[n++] = p->user;
-	if (p->password != NULL) {
-		keys[n] = "password";
-		values[n++] = p->password;
-	}
-	keys[n] = "application_name";
-	values[n++] = "pgsluice-health";
-	keys[n] = NULL;
-	values[n] = NULL;
+	struct auxconn_spec spec = {
+		.host = p->host,
+		.port = p->port,
+		.dbname = p->dbname,
+		.user = p->user,
+		.password = p->password,
+		.application_name = "pgsluice-health",
+	};
+	auxconn_tls_from_config(p->w->cfg, &spec.tls);
 
 	p->state = HEALTH_CONNECTING;
 	p->fresh = true;
 	p->step_started = ev_now(p->w->loop);
 	/* No connect_timeout: libpq ignores it under PQconnectPoll; the tick enforces
 	 * health_check_timeout instead. */
-	p->conn = PQconnectStartParams(keys, values, 0);
+	p->conn = auxconn_start(&spec);
 	if (p->conn == NULL) {
 		health_fail(p, "connect failed: out of memory");
 		return;

@@ -49,6 +49,7 @@ static void querylog_explain_settings(const struct config *cfg, struct explain_s
 	s->queue_max = (size_t)cfg->slow_query_explain_queue;
 	s->max_connections = cfg->slow_query_explain_connections;
 	s->analyze_statement_timeout = s->timeout;
+	auxconn_tls_from_config(cfg, &s->tls);
 }
 
 static bool same_path(const char *a, const char *b)
@@ -75,7 +76,8 @@ bool querylog_configure(struct worker *w)
 	} else {
 		slowlog_set_ring_size(ql->slow, (size_t)cfg->slow_query_ring);
 		querystats_set_max(ql->stats, (size_t)cfg->query_stats_max);
-		explainer_configure(ql->explainer, &es);
+		if (!explainer_configure(ql->explainer, &es))
+			return false;
 	}
 	if (!same_path(ql->log_path, cfg->slow_query_log)) {
 		free(ql->log_path);

@@ -95,18 +95,23 @@ static void tls_ctx_error(char *err, size_t errlen, const char *what)
 	snprintf(err, errlen, "%s: %s", what, reason);
 }
 
-static bool tls_min_version(const char *protocols, int *out)
+const char *tls_protocols_floor(const char *protocols)
 {
 	if (!tls_is_set(protocols) || strcasecmp(protocols, "secure") == 0 ||
-	    strcasecmp(protocols, "TLSv1.2") == 0) {
-		*out = TLS1_2_VERSION;
-		return true;
-	}
-	if (strcasecmp(protocols, "TLSv1.3") == 0) {
-		*out = TLS1_3_VERSION;
-		return true;
-	}
-	return false;
+	    strcasecmp(protocols, "TLSv1.2") == 0)
+		return "TLSv1.2";
+	if (strcasecmp(protocols, "TLSv1.3") == 0)
+		return "TLSv1.3";
+	return NULL;
+}
+
+static bool tls_min_version(const char *protocols, int *out)
+{
+	const char *floor = tls_protocols_floor(protocols);
+	if (floor == NULL)
+		return false;
+	*out = strcmp(floor, "TLSv1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
+	return true;
 }
 
 /* Settings shared by both sides: protocol floor, ciphers, options and modes. */

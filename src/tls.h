@@ -80,6 +80,14 @@ bool tls_mode_parse(const char *s, enum tls_mode *out);
 const char *tls_mode_name(enum tls_mode mode);
 
 /*
+ * The oldest protocol server_tls_protocols / client_tls_protocols allows.
+ * protocols: "TLSv1.2" or "TLSv1.3" (any case), "secure", NULL or "" (TLSv1.2).
+ * Returns "TLSv1.2" or "TLSv1.3" (static, libpq's ssl_min_protocol_version names), or
+ * NULL when protocols names neither.
+ */
+const char *tls_protocols_floor(const char *protocols);
+
+/*
  * Makes the context that accepts clients: loads cert_file and key_file (both required,
  * and they must match), the minimum protocol and the ciphers. With ca_file, clients are
  * asked for a certificate (for cert authentication) and one they send must verify; in

@@ -7,7 +7,10 @@
  * and SIGHUP with new (or broken) certificate files keeps TLS clients
  * connected. Servers: prefer falls back on 'N', require fails without TLS;
  * with ssl on at the primary, require and verify-full use TLS and a wrong CA
- * fails the login cleanly. The primary's ssl is turned off again at the end.
+ * fails the login cleanly. pgsluice's own libpq connections (health probes,
+ * auth_query, plan captures) use TLS under verify-full too, and a wrong CA
+ * fails them until a reload brings the right one. The primary's ssl is turned
+ * off again at the end.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -498,6 +501,129 @@ START_TEST(server_require_and_verify_full_use_tls_and_a_wrong_ca_fails)
 }
 END_TEST
 
+/*
+ * pgsluice's own libpq sessions on the primary: "application_name=true" (on TLS) or
+ * "=false" for each application_name starting with pgsluice-, sorted and
+ * comma-separated ("" when none).
+ */
+static char *tls_aux_sessions(void)
+{
+	PGconn *c = tls_primary_connect();
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "primary: %s", PQerrorMessage(c));
+	char *v = fixture_value(c, "SELECT coalesce(string_agg(DISTINCT a.application_name || "
+				   "'=' || s.ssl, ',' ORDER BY a.application_name || '=' || s.ssl), '') "
+				   "FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
+				   "WHERE a.application_name LIKE 'pgsluice-%'");
+	PQfinish(c);
+	return v;
+}
+
+/*
+ * Waits up to timeout_s for want (e.g. "pgsluice-health=true") among tls_aux_sessions(),
+ * or with whole, for want to be all of them.
+ */
+static void tls_wait_aux_session(const char *want, bool whole, double timeout_s)
+{
+	double deadline = fixture_now() + timeout_s;
+	for (;;) {
+		char *v = tls_aux_sessions();
+		bool found = whole ? strcmp(v, want) == 0 : strstr(v, want) != NULL;
+		if (!found && fixture_now() > deadline)
+			ck_abort_msg("no %s on the primary; pgsluice's sessions: %s", want, v);
+		free(v);
+		if (found)
+			return;
+		fixture_sleep(0.1);
+	}
+}
+
+/* server_tls_mode = mode with CA set dir (NULL: none), probes every 200 ms, auth_query as
+ * postgres (trust over TCP), plan captures of statements past 100 ms. */
+static void tls_aux_conf(char *conf, size_t cap, const char *mode, const char *dir)
+{
+	tls_server_conf(conf, cap, mode, dir);
+	snprintf(conf + strlen(conf), cap - strlen(conf),
+		 "health_check_period = 200ms\nhealth_check_user = postgres\n"
+		 "auth_user = postgres\nslow_query_threshold = 100ms\n");
+}
+
+/*
+ * The health probes, auth_query and the plan captures follow server_tls_mode: under
+ * disable the probe stays in plaintext although the primary offers TLS (libpq's own
+ * default would take it), under verify-full all three reach the primary over TLS.
+ */
+START_TEST(probes_auth_query_and_captures_follow_server_tls_mode)
+{
+	char a[TLS_PATH_MAX], conf[TLS_CONF_MAX];
+	tls_certs("a", a, sizeof(a));
+	tls_primary_ssl(a);
+	tls_aux_conf(conf, sizeof(conf), "disable", NULL);
+	struct sluice *s = sluice_start(conf, NULL);
+	tls_wait_aux_session("pgsluice-health=false", false, 10);
+	sluice_stop_clean(s);
+	tls_wait_aux_session("", true, 10);
+
+	tls_aux_conf(conf, sizeof(conf), "verify-full", a);
+	s = sluice_start(conf, NULL);
+	tls_wait_aux_session("pgsluice-health=true", false, 10);
+
+	/* A user the auth file does not know is looked up, found or not. */
+	PGconn *c = fixture_connect(s->port, FIXTURE_DB, "tls_nobody", "nothing", NULL);
+	ck_assert_int_ne(PQstatus(c), CONNECTION_OK);
+	PQfinish(c);
+	tls_wait_aux_session("pgsluice-authquery=true", false, 10);
+
+	c = fixture_connect_ok(s->port, FIXTURE_DB, FIXTURE_USER, FIXTURE_PASSWORD, NULL);
+	PQclear(fixture_exec_ok(c, "SELECT pg_sleep(0.2)"));
+	PQfinish(c);
+	tls_wait_aux_session("pgsluice-explain=true", false, 10);
+
+	char *v = tls_aux_sessions();
+	ck_assert_msg(strstr(v, "=false") == NULL, "plaintext sessions: %s", v);
+	free(v);
+	sluice_stop_clean(s);
+	tls_primary_ssl(NULL);
+}
+END_TEST
+
+/*
+ * Under verify-full with a CA that did not sign the primary's certificate, the probe and
+ * auth_query fail instead of connecting unverified; after a reload with the right CA the
+ * next probe connects over TLS.
+ */
+START_TEST(wrong_ca_fails_probes_and_auth_query_until_a_reload_fixes_it)
+{
+	char a[TLS_PATH_MAX], b[TLS_PATH_MAX], conf[TLS_CONF_MAX];
+	tls_certs("a", a, sizeof(a));
+	tls_certs("b", b, sizeof(b));
+	tls_primary_ssl(a);
+	tls_aux_conf(conf, sizeof(conf), "verify-full", b);
+	struct sluice *s = sluice_start(conf, NULL);
+	char needle[128];
+	snprintf(needle, sizeof(needle), "primary 127.0.0.1:%d of %s failed: connect failed: ",
+		 fixture_primary_port(), FIXTURE_DB);
+	ck_assert_msg(tls_log_has(s, needle, 5), "no probe failure in the log");
+	ck_assert(tls_log_has(s, "certificate verify failed", 1));
+
+	PGconn *c = fixture_connect(s->port, FIXTURE_DB, "tls_nobody", "nothing", NULL);
+	ck_assert_int_ne(PQstatus(c), CONNECTION_OK);
+	ck_assert_msg(strstr(PQerrorMessage(c), "auth_query failed") != NULL, "%s",
+		      PQerrorMessage(c));
+	PQfinish(c);
+	char *v = tls_aux_sessions();
+	ck_assert_msg(strstr(v, "pgsluice-health") == NULL && strstr(v, "pgsluice-authquery") == NULL,
+		      "connected unverified: %s", v);
+	free(v);
+
+	tls_aux_conf(conf, sizeof(conf), "verify-full", a);
+	ck_assert(sluice_rewrite(s, conf, NULL));
+	sluice_signal(s, SIGHUP);
+	tls_wait_aux_session("pgsluice-health=true", false, 10);
+	sluice_stop_clean(s);
+	tls_primary_ssl(NULL);
+}
+END_TEST
+
 /* Writes an auth file in the run's directory holding only the primary's SCRAM secret of
  * app; its path into path. */
 static void tls_scram_only_auth_file(char *path, size_t cap)
@@ -647,6 +773,8 @@ Suite *tls_integration_suite(void)
 	tcase_add_test(tc, server_require_and_verify_full_use_tls_and_a_wrong_ca_fails);
 	tcase_add_test(tc,
 		       psql_verify_full_with_channel_binding_reaches_a_tls_primary_on_a_scram_secret);
+	tcase_add_test(tc, probes_auth_query_and_captures_follow_server_tls_mode);
+	tcase_add_test(tc, wrong_ca_fails_probes_and_auth_query_until_a_reload_fixes_it);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -10,6 +10,7 @@ int main(void)
 {
 	SRunner *runner = srunner_create(classify_suite());
 	srunner_add_suite(runner, admin_suite());
+	srunner_add_suite(runner, auxconn_suite());
 	srunner_add_suite(runner, batchsql_suite());
 	srunner_add_suite(runner, config_suite());
 	srunner_add_suite(runner, histogram_suite());

@@ -5,6 +5,7 @@
 #include <check.h>
 
 Suite *admin_suite(void);
+Suite *auxconn_suite(void);
 Suite *batchsql_suite(void);
 Suite *classify_suite(void);
 Suite *config_suite(void);
