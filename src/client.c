@@ -708,6 +708,15 @@ static void client_discard_all(struct client *c)
 	obuf_free(&status);
 }
 
+/* c keeps the server it is linked to (or gets next) for the rest of its session. */
+static void client_pin(struct client *c, const char *feature)
+{
+	c->pinned = true;
+	c->mode = POOL_SESSION;
+	log_info("client %s: pinned to its server connection for the rest of its session (%s)",
+		 c->addr, feature);
+}
+
 /*
  * A simple Query of a client under transaction/statement pooling or with
  * renamed statements: the statements about session state (session.h).
@@ -733,11 +742,7 @@ static enum conn_action client_session_query(struct worker *w, struct client *c,
 		return CONN_FORWARD;
 	}
 	if (chk.verdict == SESSION_PIN && !on_replica) {
-		c->pinned = true;
-		c->mode = POOL_SESSION;
-		log_info("client %s: pinned to its server connection for the rest of its "
-			 "session (%s)",
-			 c->addr, chk.feature);
+		client_pin(c, chk.feature);
 		return CONN_FORWARD;
 	}
 	if (s != NULL && s->expect_rfq > 0) {
@@ -799,6 +804,78 @@ static enum conn_action client_session_query(struct worker *w, struct client *c,
 	return CONN_CONSUMED;
 }
 
+/* The statement name and text of a whole Parse message; false when it is malformed. */
+static bool client_parse_text(const uint8_t *msg, uint32_t total, const char **name,
+			      const char **sql)
+{
+	const uint8_t *p = msg + PROTO_HEADER_LEN, *end = msg + total;
+	*name = proto_take_string(&p, end);
+	*sql = *name != NULL ? proto_take_string(&p, end) : NULL;
+	return *sql != NULL;
+}
+
+/*
+ * A Parse of a client under transaction/statement pooling: the statements
+ * about session state (session.h), as client_session_query for a Query. With
+ * no server linked, nothing of the client's is in flight and a refusal is its
+ * Parse's ErrorResponse; on a linked server an answer of pgsluice's could pass
+ * the server's replies, so the client is pinned to its server instead.
+ */
+static enum conn_action client_session_parse(struct worker *w, struct client *c,
+					     const uint8_t *msg, uint32_t total, uint32_t avail,
+					     bool *mark)
+{
+	if (avail < total)
+		return total <= w->iobufs.size ? CONN_NEED_ALL : CONN_FORWARD;
+	const char *name, *sql;
+	if (!client_parse_text(msg, total, &name, &sql))
+		return CONN_FORWARD; /* the server names what is wrong with it */
+	struct session_check chk;
+	session_check_query(c, w->cfg->pin_on_session_state, sql, strlen(sql), &chk);
+	struct server *s = c->server;
+	bool on_replica = s != NULL && s->pool->target->role == TARGET_REPLICA;
+	if (chk.verdict == SESSION_PASS)
+		return CONN_FORWARD;
+	if (chk.verdict == SESSION_MARK_SERVER) {
+		*mark = true;
+		return CONN_FORWARD;
+	}
+	if (s == NULL || (chk.verdict == SESSION_PIN && on_replica)) {
+		const char *message = chk.message;
+		char text[CLASSIFY_NAME_MAX + 128];
+		if (chk.verdict == SESSION_PIN) {
+			if (!on_replica) {
+				client_pin(c, chk.feature);
+				return CONN_FORWARD;
+			}
+			snprintf(text, sizeof(text), "%s cannot be pinned to a replica connection",
+				 chk.feature);
+			message = text;
+		} else if (chk.verdict != SESSION_REFUSE) {
+			snprintf(text, sizeof(text),
+				 "DEALLOCATE and DISCARD ALL are supported as simple queries only under "
+				 "%s pooling",
+				 c->mode == POOL_STATEMENT ? "statement" : "transaction");
+			message = text;
+		}
+		proto_put_error(&c->conn.out, false, "0A000", message, NULL, NULL);
+		c->fail_pending = true;
+		return CONN_SKIP;
+	}
+	/* Linked: the client keeps this server, which then holds its state as a direct one would. */
+	client_pin(c, chk.feature != NULL ? chk.feature : "DEALLOCATE or DISCARD ALL");
+	if (chk.verdict == SESSION_DEALLOCATE_ALL || chk.verdict == SESSION_DISCARD_ALL) {
+		if (c->prepared != NULL)
+			prepared_forget_all(c->prepared);
+		pstmt_server_forgot(s);
+	}
+	if (chk.verdict == SESSION_DISCARD_ALL) {
+		params_copy(&s->params, &s->startup);
+		params_copy(&c->params, &s->startup);
+	}
+	return CONN_FORWARD;
+}
+
 /* Drops the messages of a failed request up to its end, then says ready. */
 static enum conn_action client_drop_failed(struct client *c, uint8_t type)
 {
@@ -852,6 +929,10 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 	bool mark_server = false;
 	if (type == 'Q' && (c->mode != POOL_SESSION || c->rename_statements)) {
 		enum conn_action act = client_session_query(w, c, msg, total, avail, &mark_server);
+		if (act != CONN_FORWARD)
+			return act;
+	} else if (type == 'P' && c->mode != POOL_SESSION) {
+		enum conn_action act = client_session_parse(w, c, msg, total, avail, &mark_server);
 		if (act != CONN_FORWARD)
 			return act;
 	}
@@ -954,6 +1035,10 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 	    !c->in_transaction)
 		session_note_query(c, (const char *)msg + PROTO_HEADER_LEN,
 				   strnlen((const char *)msg + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN));
+	const char *name, *sql;
+	if (forwarded && type == 'P' && avail == total && c->mode != POOL_SESSION &&
+	    !c->in_transaction && client_parse_text(msg, total, &name, &sql) && name[0] == '\0')
+		session_note_parse(c, sql, strlen(sql));
 	if (act != CONN_SKIP)
 		querylog_on_client_message(w, c, s, msg, total, avail);
 	return act;

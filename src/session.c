@@ -80,6 +80,33 @@ static bool mentions_set(const char *sql, size_t len)
 	return mentions_any(sql, len, words, 1);
 }
 
+/*
+ * Adds the SET or RESET that the statement stmt[0..n) is to *p (made on first
+ * use); other statements add nothing. Returns false when the request cannot be
+ * tracked: transaction control decides by itself what stays, too many SETs, or
+ * no memory.
+ */
+static bool session_add_set(struct session_pending **p, const char *stmt, size_t n)
+{
+	struct classify_result r;
+	classify_statement(stmt, n, NULL, &r);
+	if (r.is_transaction_control)
+		return false;
+	if (r.kind != CLASSIFY_SET && r.kind != CLASSIFY_RESET)
+		return true;
+	struct session_set set;
+	enum classify_set k = classify_session_set(stmt, n, set.name, set.value, sizeof(set.value));
+	if (k == CLASSIFY_SET_NONE)
+		return true;
+	if (*p == NULL && (*p = calloc(1, sizeof(**p))) == NULL)
+		return false;
+	if ((*p)->n == SESSION_MAX_SETS)
+		return false;
+	set.to_default = k == CLASSIFY_SET_DEFAULT;
+	(*p)->sets[(*p)->n++] = set;
+	return true;
+}
+
 void session_note_query(struct client *c, const char *sql, size_t len)
 {
 	size_t pos = 0, off, n;
@@ -89,30 +116,25 @@ void session_note_query(struct client *c, const char *sql, size_t len)
 		return;
 	}
 	while (classify_next_statement(sql, len, &pos, &off, &n)) {
-		struct classify_result r;
-		classify_statement(sql + off, n, NULL, &r);
-		/* A transaction in the string decides by itself what stays: not tracked. */
-		if (r.is_transaction_control) {
+		if (!session_add_set(&p, sql + off, n)) {
 			free(p);
 			return;
 		}
-		if (r.kind != CLASSIFY_SET && r.kind != CLASSIFY_RESET)
-			continue;
-		struct session_set set;
-		enum classify_set k =
-			classify_session_set(sql + off, n, set.name, set.value, sizeof(set.value));
-		if (k == CLASSIFY_SET_NONE)
-			continue;
-		if (p == NULL && (p = calloc(1, sizeof(*p))) == NULL)
-			return;
-		if (p->n == SESSION_MAX_SETS) {
-			free(p);
-			return;
-		}
-		set.to_default = k == CLASSIFY_SET_DEFAULT;
-		p->sets[p->n++] = set;
 	}
 	session_forget(c);
+	c->session_pending = p;
+}
+
+void session_note_parse(struct client *c, const char *sql, size_t len)
+{
+	if (!mentions_set(sql, len))
+		return;
+	struct session_pending *p = c->session_pending;
+	c->session_pending = NULL;
+	if (!session_add_set(&p, sql, len)) {
+		free(p);
+		return;
+	}
 	c->session_pending = p;
 }
 

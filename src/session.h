@@ -11,8 +11,9 @@
  * replays it on any other server (params_sync_sql). Reported parameters
  * need nothing: their ParameterStatus already updates both sides.
  *
- * session_check_query looks at the same Queries for statements about state
- * that cannot follow a client (doc/pool-modes.md): DEALLOCATE and DISCARD
+ * session_check_query looks at the same Queries, and at Parses, for
+ * statements about state that cannot follow a client
+ * (doc/session-state.md): DEALLOCATE and DISCARD
  * ALL act on what pgsluice keeps for the client, SQL PREPARE outside a
  * transaction block and LISTEN, session advisory locks, temporary objects
  * and WITH HOLD cursors are refused or pin the client to its server.
@@ -28,6 +29,13 @@
 /* c sends the simple Query sql (len bytes): note its session SETs. */
 void session_note_query(struct client *c, const char *sql, size_t len);
 
+/*
+ * c sends Parse of the unnamed statement sql (len bytes) outside a transaction,
+ * which its request then executes (drivers send Parse, Bind and Execute
+ * together): its SET joins the request's others, applied at its ReadyForQuery.
+ */
+void session_note_parse(struct client *c, const char *sql, size_t len);
+
 /* The server answered c's request with an error: its SETs did not happen. */
 void session_note_error(struct client *c);
 
@@ -40,7 +48,7 @@ void session_keep_login_params(struct client *c);
 /* c's request ended on s with ReadyForQuery status: apply or drop its SETs. */
 void session_on_ready(struct client *c, struct server *s, char status);
 
-/* What a simple Query means for session state under transaction/statement pooling. */
+/* What a Query (or a Parse) means for session state under transaction/statement pooling. */
 enum session_verdict {
 	SESSION_PASS,           /* nothing to do: it goes to the server as usual */
 	SESSION_PIN,            /* it goes to the server, which the client keeps from now on */

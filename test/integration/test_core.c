@@ -103,6 +103,34 @@ static void core_assert_value(PGconn *c, const char *sql, const char *expected)
 	free(v);
 }
 
+/* Runs sql through Parse/Bind/Execute (PQexecParams), as pgjdbc and psycopg 3 send it. */
+static PGresult *core_exec_extended(PGconn *c, const char *sql)
+{
+	return PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+}
+
+static void core_assert_extended_value(PGconn *c, const char *sql, const char *expected)
+{
+	PGresult *r = core_exec_extended(c, sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK,
+		      "\"%s\": %s", sql, PQresultErrorMessage(r));
+	const char *v = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+	ck_assert_msg(strcmp(v, expected) == 0, "\"%s\" gave \"%s\", expected \"%s\"", sql, v,
+		      expected);
+	PQclear(r);
+}
+
+static void core_assert_extended_error(PGconn *c, const char *sql, const char *sqlstate,
+				       const char *message_part)
+{
+	PGresult *r = core_exec_extended(c, sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR, "\"%s\" did not fail", sql);
+	ck_assert_str_eq(fixture_sqlstate(r), sqlstate);
+	ck_assert_msg(strstr(PQresultErrorMessage(r), message_part) != NULL, "\"%s\": %s", sql,
+		      PQresultErrorMessage(r));
+	PQclear(r);
+}
+
 static long core_value_long(PGconn *c, const char *sql)
 {
 	char *v = fixture_value(c, sql);
@@ -1425,6 +1453,60 @@ START_TEST(session_set_follows_the_client_and_leaks_to_no_one)
 }
 END_TEST
 
+/* Drivers that send every statement as Parse/Bind/Execute (pgjdbc, psycopg 3) get the same. */
+START_TEST(session_state_through_the_extended_protocol_is_handled_as_in_queries)
+{
+	core_setup("DROP SCHEMA IF EXISTS core_x1 CASCADE; CREATE SCHEMA core_x1;"
+		   "CREATE TABLE core_x1.t (v text); INSERT INTO core_x1.t VALUES ('x1')");
+	struct sluice *s = core_start("transaction", "default_pool_size = 2");
+	PGconn *a = core_connect(s, NULL), *c = core_connect(s, NULL);
+	char *base = fixture_value(c, "SHOW search_path");
+	PGresult *r = core_exec_extended(a, "SET search_path = core_x1");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	/* c holds one server in a transaction now and then: a runs on both. */
+	for (int i = 0; i < 10; i++) {
+		if (i % 3 == 0)
+			core_exec(c, "BEGIN");
+		core_assert_extended_value(a, "SELECT v FROM t", "x1");
+		core_assert_value(c, "SHOW search_path", base);
+		if (i % 3 == 0)
+			core_exec(c, "COMMIT");
+	}
+	r = core_exec_extended(a, "RESET search_path");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	for (int i = 0; i < 4; i++) {
+		if (i % 2 == 0)
+			core_exec(c, "BEGIN");
+		core_assert_extended_value(a, "SHOW search_path", base);
+		if (i % 2 == 0)
+			core_exec(c, "COMMIT");
+	}
+	/* What cannot follow a client is refused at its Parse, and the client goes on. */
+	core_assert_extended_error(a, "LISTEN jobs", "0A000",
+				   "LISTEN is not supported under transaction pooling");
+	core_assert_extended_error(a, "DISCARD ALL", "0A000", "as simple queries only");
+	core_assert_extended_value(a, "SELECT 'still here'", "still here");
+	/* Inside a transaction the client keeps its server instead, as a direct one would. */
+	core_exec(a, "BEGIN");
+	r = core_exec_extended(a, "LISTEN jobs");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	core_exec(a, "COMMIT");
+	core_exec(c, "NOTIFY jobs");
+	core_exec(a, "SELECT 1");
+	PGnotify *n = PQnotifies(a);
+	ck_assert_msg(n != NULL, "the pinned client missed its notification");
+	ck_assert_str_eq(n->relname, "jobs");
+	PQfreemem(n);
+	free(base);
+	PQfinish(a);
+	PQfinish(c);
+	sluice_stop_clean(s);
+}
+END_TEST
+
 START_TEST(server_killed_mid_query_fails_that_client_and_spares_the_next)
 {
 	struct sluice *s = core_start("transaction", "default_pool_size = 2");
@@ -1543,6 +1625,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, idle_transaction_timeout_closes_with_25P03_and_releases_the_lock);
 	tcase_add_test(tc, client_idle_timeout_closes_with_57P05);
 	tcase_add_test(tc, session_set_follows_the_client_and_leaks_to_no_one);
+	tcase_add_test(tc, session_state_through_the_extended_protocol_is_handled_as_in_queries);
 	tcase_add_test(tc, server_killed_mid_query_fails_that_client_and_spares_the_next);
 	tcase_add_test(tc, sighup_grows_the_pool_without_dropping_clients);
 	tcase_add_test(tc, sigterm_lets_the_running_transaction_commit_then_exits_0);
