@@ -246,7 +246,7 @@ const struct cfg_key config_keys[] = {
 	       "Join single-row autocommit INSERTs of concurrent clients into multi-row INSERTs"),
 	K_INT(batch_max_rows, "500", true, 1, 10000, "Most rows one batched INSERT carries"),
 	K_DUR(batch_max_delay, "2ms",
-	      "How long a batch collects rows while no server is free before it waits for one"),
+	      "Longest a batch collects rows before it waits in line for a server"),
 	K_SIZE(max_packet_size, "1GB", true, 16 * KB, 2 * GB,
 	       "Largest protocol message in either direction"),
 	K_SIZE_INT(pkt_buf, "16kB", false, 4 * KB, MB,
