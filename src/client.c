@@ -935,6 +935,14 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 		enum conn_action act = client_session_parse(w, c, msg, total, avail, &mark_server);
 		if (act != CONN_FORWARD)
 			return act;
+	} else if (type == 'B' && c->mode != POOL_SESSION && c->rename_statements &&
+		   !c->in_transaction && avail == total) {
+		/* A named statement's SET (pgjdbc names a statement after a few runs). */
+		size_t len;
+		struct stmt_def *def;
+		const char *sql = pstmt_bound_text(c, msg, avail, &len, &def);
+		if (sql != NULL)
+			session_note_parse(c, sql, len);
 	}
 	if (c->state == CLIENT_IDLE) {
 		if (w->closing_clients && !c->in_transaction) {

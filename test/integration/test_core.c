@@ -1483,6 +1483,21 @@ START_TEST(session_state_through_the_extended_protocol_is_handled_as_in_queries)
 		if (i % 2 == 0)
 			core_exec(c, "COMMIT");
 	}
+	/* The same SET as a named statement, as pgjdbc sends it after a few runs. */
+	r = PQprepare(a, "set_x1", "SET search_path = core_x1", 0, NULL);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	r = PQexecPrepared(a, "set_x1", 0, NULL, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	for (int i = 0; i < 4; i++) {
+		if (i % 2 == 0)
+			core_exec(c, "BEGIN");
+		core_assert_extended_value(a, "SELECT v FROM t", "x1");
+		if (i % 2 == 0)
+			core_exec(c, "COMMIT");
+	}
+	core_exec(a, "RESET search_path");
 	/* What cannot follow a client is refused at its Parse, and the client goes on. */
 	core_assert_extended_error(a, "LISTEN jobs", "0A000",
 				   "LISTEN is not supported under transaction pooling");
