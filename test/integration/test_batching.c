@@ -648,6 +648,62 @@ START_TEST(server_lost_before_commit_reruns_every_row_alone)
 }
 END_TEST
 
+/* Lost while COMMIT runs: nobody can know the outcome, so no row runs again and no client is
+ * told it committed; the rows are all there or none is. */
+START_TEST(server_lost_during_commit_tells_each_client_the_outcome_is_unknown)
+{
+	bt_table("bt_unsure");
+	PGconn *su = bt_superuser();
+	bt_exec(su, "CREATE OR REPLACE FUNCTION bt_slow_commit() RETURNS trigger "
+		    "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$");
+	bt_exec(su, "CREATE CONSTRAINT TRIGGER bt_slow_commit AFTER INSERT ON bt_unsure "
+		    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bt_slow_commit()");
+	struct sluice *s = bt_start(NULL, "pool_size=1");
+	PGconn *admin = bt_admin(s);
+	struct bt_req reqs[] = {
+		{.sql = "INSERT INTO bt_unsure (id) VALUES (1)"},
+		{.sql = "INSERT INTO bt_unsure (id) VALUES (2)"},
+		{.sql = "INSERT INTO bt_unsure (id) VALUES (3)"},
+	};
+	PGconn *holder = bt_send_batched(s, admin, reqs, 3);
+	bt_exec(holder, "COMMIT");
+	/* The INSERT completed; its deferred triggers hold COMMIT for 1.5 s. */
+	double deadline = fixture_now() + 10;
+	for (;;) {
+		char *killed = fixture_value(
+			su, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+			    "WHERE query = 'COMMIT' AND state = 'active' AND wait_event = 'PgSleep'");
+		bool done = strcmp(killed, "1") == 0;
+		free(killed);
+		if (done)
+			break;
+		ck_assert_msg(fixture_now() < deadline, "the batch's COMMIT never ran");
+		fixture_sleep(0.02);
+	}
+	for (int i = 0; i < 3; i++) {
+		/* The FATAL, then libpq's own result for the closed connection. */
+		PGresult *r = PQgetResult(reqs[i].conn);
+		ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+		ck_assert_str_eq(fixture_sqlstate(r), "08006");
+		ck_assert_msg(strstr(PQresultErrorMessage(r), "may or may not have been committed"),
+			      "%s", PQresultErrorMessage(r));
+		PQclear(r);
+		while ((r = PQgetResult(reqs[i].conn)) != NULL)
+			PQclear(r);
+	}
+	/* The holder keeps the pool, and so its counters, alive. */
+	ck_assert_int_eq((int)bt_batches(admin, "unknown_outcomes"), 1);
+	ck_assert_int_eq((int)bt_batches(admin, "fallbacks"), 0);
+	bt_finish_all(reqs, 3);
+	PQfinish(holder);
+	PQfinish(su);
+	long rows = bt_count("SELECT count(*) FROM bt_unsure");
+	ck_assert_msg(rows == 0 || rows == 3, "%ld of the batch's 3 rows are stored", rows);
+	PQfinish(admin);
+	sluice_stop_clean(s);
+}
+END_TEST
+
 START_TEST(a_batch_waiting_past_query_wait_timeout_fails_its_clients_with_57014)
 {
 	bt_table("bt_wait");
@@ -973,6 +1029,7 @@ Suite *batching_suite(void)
 	tcase_add_test(tc, client_killed_while_its_batch_runs_shares_the_batch_s_fate);
 	tcase_add_test(tc, cancel_of_a_waiting_row_answers_57014_and_the_others_commit);
 	tcase_add_test(tc, server_lost_before_commit_reruns_every_row_alone);
+	tcase_add_test(tc, server_lost_during_commit_tells_each_client_the_outcome_is_unknown);
 	tcase_add_test(tc, a_batch_waiting_past_query_wait_timeout_fails_its_clients_with_57014);
 	tcase_add_test(tc, a_user_override_and_session_pooling_keep_inserts_unbatched);
 	tcase_add_test(tc, metrics_show_the_batches_of_each_database_and_user);
