@@ -395,23 +395,17 @@ static bool batch_put_run(struct batch *b, struct server *s)
 {
 	struct obuf *out = &s->conn.out;
 	size_t before = out->len;
-	struct obuf sql;
-	obuf_init(&sql, 64 * 1024);
-	obuf_put(&sql, "BEGIN", 5);
+	obuf_msg_begin(out, 'Q');
+	obuf_put(out, "BEGIN", 5);
 	if (!params_in_sync(&b->params, &s->params)) {
-		obuf_put(&sql, ";", 1);
-		b->sync_sent = params_sync_sql(&b->params, &s->params, &sql) > 0;
+		obuf_put(out, ";", 1);
+		b->sync_sent = params_sync_sql(&b->params, &s->params, out) > 0;
 	}
-	obuf_put_u8(&sql, 0);
-	bool ok = !sql.failed;
-	if (ok) {
-		proto_put_query(out, (const char *)sql.data);
-		ok = batchsql_build_insert(out, b->rows, b->n);
-		proto_put_query(out, "COMMIT");
-		ok = ok && !out->failed;
-	}
-	obuf_free(&sql);
-	if (!ok) {
+	obuf_put_u8(out, 0);
+	obuf_msg_end(out);
+	bool ok = batchsql_build_insert(out, b->rows, b->n);
+	proto_put_query(out, "COMMIT");
+	if (!ok || out->failed) {
 		out->len = before;
 		out->failed = false;
 		b->sync_sent = false;

@@ -431,15 +431,6 @@ bool batchsql_size_add(struct batchsql_size *size, const struct batchsql_row *ro
 	return true;
 }
 
-size_t batchsql_rows_that_fit(struct batchsql_row *const *rows, size_t n, size_t byte_limit)
-{
-	struct batchsql_size size = {0, 0};
-	size_t k = 0;
-	while (k < n && batchsql_size_add(&size, rows[k], byte_limit))
-		k++;
-	return k;
-}
-
 /* Appends n bytes of room (zeros) to be overwritten in place. */
 static bool batchsql_put_room(struct obuf *ob, size_t n)
 {

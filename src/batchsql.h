@@ -122,29 +122,22 @@ void batchsql_row_free(struct batchsql_row *row);
  */
 bool batchsql_same_group(const struct batchsql_row *a, const struct batchsql_row *b);
 
-/*
- * How many of rows[0..n) (one group, in order) batchsql_build_insert can
- * take: the longest prefix whose parameters stay within
- * BATCHSQL_MAX_PARAMS and whose messages surely fit in byte_limit bytes (a
- * bound, not the exact size). For a build into ob, byte_limit is
- * ob->limit - ob->len (obuf counts sent bytes it has not dropped yet). 0
- * when even rows[0] does not fit.
- */
-/* A batch's size as batchsql_rows_that_fit counts it, kept as rows join. */
+/* A batch's size as its rows joined it (batchsql_size_add); {0, 0} when empty. */
 struct batchsql_size {
-	size_t bytes;  /* the bound of the messages' bytes */
+	size_t bytes;  /* a bound of the messages' bytes, not the exact size */
 	size_t params; /* parameters so far */
 };
 
 /*
- * Counts row into *size (rows[0] of the batch first, on an empty size) when
- * the batch with it stays within BATCHSQL_MAX_PARAMS and byte_limit, the test
- * batchsql_rows_that_fit makes; false, *size unchanged, when it would not.
+ * Counts row into *size when batchsql_build_insert can still take the batch
+ * with it (rows of one group, added in order, rows[0] first): its parameters
+ * stay within BATCHSQL_MAX_PARAMS and its messages surely fit in byte_limit
+ * bytes. For a build into ob, byte_limit is ob->limit - ob->len (obuf counts
+ * sent bytes it has not dropped yet). Returns false, *size unchanged, when
+ * they would not.
  */
 bool batchsql_size_add(struct batchsql_size *size, const struct batchsql_row *row,
 		       size_t byte_limit);
-
-size_t batchsql_rows_that_fit(struct batchsql_row *const *rows, size_t n, size_t byte_limit);
 
 /*
  * Appends to ob the messages that run rows[0..n) as one statement

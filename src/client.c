@@ -820,18 +820,21 @@ static bool client_parse_text(const uint8_t *msg, uint32_t total, const char **n
  * no server linked, nothing of the client's is in flight and a refusal is its
  * Parse's ErrorResponse; on a linked server an answer of pgsluice's could pass
  * the server's replies, so the client is pinned to its server instead.
+ * *name, *sql: the Parse's statement name and text when it was read whole,
+ * else *sql is left NULL.
  */
 static enum conn_action client_session_parse(struct worker *w, struct client *c,
 					     const uint8_t *msg, uint32_t total, uint32_t avail,
-					     bool *mark)
+					     const char **name, const char **sql, bool *mark)
 {
 	if (avail < total)
 		return total <= w->iobufs.size ? CONN_NEED_ALL : CONN_FORWARD;
-	const char *name, *sql;
-	if (!client_parse_text(msg, total, &name, &sql))
+	if (!client_parse_text(msg, total, name, sql)) {
+		*sql = NULL;
 		return CONN_FORWARD; /* the server names what is wrong with it */
+	}
 	struct session_check chk;
-	session_check_query(c, w->cfg->pin_on_session_state, sql, strlen(sql), &chk);
+	session_check_query(c, w->cfg->pin_on_session_state, *sql, strlen(*sql), &chk);
 	struct server *s = c->server;
 	bool on_replica = s != NULL && s->pool->target->role == TARGET_REPLICA;
 	if (chk.verdict == SESSION_PASS)
@@ -927,22 +930,23 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 	    querylog_active(w))
 		return CONN_NEED_ALL;
 	bool mark_server = false;
+	const char *parse_name = NULL, *parse_sql = NULL; /* of a Parse read whole */
 	if (type == 'Q' && (c->mode != POOL_SESSION || c->rename_statements)) {
 		enum conn_action act = client_session_query(w, c, msg, total, avail, &mark_server);
 		if (act != CONN_FORWARD)
 			return act;
 	} else if (type == 'P' && c->mode != POOL_SESSION) {
-		enum conn_action act = client_session_parse(w, c, msg, total, avail, &mark_server);
+		enum conn_action act = client_session_parse(w, c, msg, total, avail, &parse_name,
+							    &parse_sql, &mark_server);
 		if (act != CONN_FORWARD)
 			return act;
 	} else if (type == 'B' && c->mode != POOL_SESSION && c->rename_statements &&
 		   !c->in_transaction && avail == total) {
 		/* A named statement's SET (pgjdbc names a statement after a few runs). */
 		size_t len;
-		struct stmt_def *def;
-		const char *sql = pstmt_bound_text(c, msg, avail, &len, &def);
-		if (sql != NULL)
-			session_note_parse(c, sql, len);
+		struct stmt_def *def = NULL;
+		if (pstmt_bound_text(c, msg, avail, &len, &def) != NULL && def != NULL)
+			session_note_bind(c, def);
 	}
 	if (c->state == CLIENT_IDLE) {
 		if (w->closing_clients && !c->in_transaction) {
@@ -1043,10 +1047,9 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 	    !c->in_transaction)
 		session_note_query(c, (const char *)msg + PROTO_HEADER_LEN,
 				   strnlen((const char *)msg + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN));
-	const char *name, *sql;
-	if (forwarded && type == 'P' && avail == total && c->mode != POOL_SESSION &&
-	    !c->in_transaction && client_parse_text(msg, total, &name, &sql) && name[0] == '\0')
-		session_note_parse(c, sql, strlen(sql));
+	if (forwarded && parse_sql != NULL && c->mode != POOL_SESSION && !c->in_transaction &&
+	    parse_name[0] == '\0')
+		session_note_parse(c, parse_sql, strlen(parse_sql));
 	if (act != CONN_SKIP)
 		querylog_on_client_message(w, c, s, msg, total, avail);
 	return act;

@@ -138,6 +138,14 @@ void session_note_parse(struct client *c, const char *sql, size_t len)
 	c->session_pending = p;
 }
 
+void session_note_bind(struct client *c, struct stmt_def *def)
+{
+	if (def->sets == STMT_SETS_UNKNOWN)
+		def->sets = mentions_set(def->text, def->text_len) ? STMT_SETS_MAYBE : STMT_SETS_NO;
+	if (def->sets == STMT_SETS_MAYBE)
+		session_note_parse(c, def->text, def->text_len);
+}
+
 void session_note_error(struct client *c)
 {
 	if (c->session_pending != NULL)

@@ -30,12 +30,17 @@
 void session_note_query(struct client *c, const char *sql, size_t len);
 
 /*
- * c sends Parse of the unnamed statement sql (len bytes), or Bind of a named
- * one, outside a transaction, which its request then executes (drivers send
- * Bind and Execute together): its SET joins the request's others, applied at
- * its ReadyForQuery.
+ * c sends Parse of the unnamed statement sql (len bytes) outside a transaction,
+ * which its request then executes (drivers send Parse, Bind and Execute
+ * together): its SET joins the request's others, applied at its ReadyForQuery.
  */
 void session_note_parse(struct client *c, const char *sql, size_t len);
+
+/*
+ * c sends Bind of the named statement def outside a transaction: as
+ * session_note_parse for its text, which is scanned once per statement.
+ */
+void session_note_bind(struct client *c, struct stmt_def *def);
 
 /* The server answered c's request with an error: its SETs did not happen. */
 void session_note_error(struct client *c);

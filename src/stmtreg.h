@@ -25,6 +25,9 @@
 
 enum stmt_route { STMT_ROUTE_UNKNOWN, STMT_ROUTE_READ, STMT_ROUTE_PRIMARY };
 
+/* Whether a statement's text may change a session setting (session.c, on first Bind). */
+enum stmt_sets { STMT_SETS_UNKNOWN, STMT_SETS_NO, STMT_SETS_MAYBE };
+
 struct stmt_def {
 	uint64_t id;
 	uint64_t hash;            /* of text and types */
@@ -35,6 +38,7 @@ struct stmt_def {
 	uint32_t *types;          /* parameter type OIDs, 0 = unspecified */
 	uint8_t route;            /* enum stmt_route, filled by the router on first use */
 	const char *route_reason; /* static text explaining route */
+	uint8_t sets;             /* enum stmt_sets, filled by session.c on first use */
 	struct stmt_def *chain;   /* next in the hash bucket */
 	struct list_head idle_node; /* on idle while refs == 0 */
 };

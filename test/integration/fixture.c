@@ -737,6 +737,24 @@ char *fixture_value(PGconn *c, const char *sql)
 	return v;
 }
 
+void fixture_parse_error_text(const char *text, char sqlstate[6], char *message, size_t cap)
+{
+	static const char *const severities[] = {"FATAL:  ", "ERROR:  "};
+	for (size_t i = 0; i < 2; i++) {
+		const char *p = strstr(text, severities[i]);
+		if (p == NULL)
+			continue;
+		p += strlen(severities[i]);
+		if (strlen(p) < 7 || p[5] != ':' || p[6] != ' ')
+			continue;
+		memcpy(sqlstate, p, 5);
+		sqlstate[5] = '\0';
+		if (message != NULL && cap > 0)
+			snprintf(message, cap, "%.*s", (int)strcspn(p + 7, "\n"), p + 7);
+		return;
+	}
+}
+
 const char *fixture_sqlstate(const PGresult *r)
 {
 	const char *s = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;

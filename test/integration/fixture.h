@@ -124,6 +124,13 @@ PGresult *fixture_exec_ok(PGconn *c, const char *sql);
 /* Run sql and return its first row's first cell, malloc'd; ck_assert there is one. */
 char *fixture_value(PGconn *c, const char *sql);
 
+/*
+ * Read "FATAL:  XXXXX: message" (or "ERROR:  ...") out of a verbose libpq error text
+ * (PQerrorMessage of a failed connection): sqlstate gets the code, message (cap
+ * bytes, may be NULL) its first line. Both are left alone when the text has none.
+ */
+void fixture_parse_error_text(const char *text, char sqlstate[6], char *message, size_t cap);
+
 /* Return the result's SQLSTATE (PG_DIAG_SQLSTATE), or "" when it has none. */
 const char *fixture_sqlstate(const PGresult *r);
 

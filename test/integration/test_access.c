@@ -55,20 +55,7 @@ struct access_result {
 static void access_parse(const char *text, struct access_result *out)
 {
 	snprintf(out->raw, sizeof(out->raw), "%s", text);
-	const char *p = strstr(text, "FATAL:  ");
-	if (p == NULL)
-		return;
-	p += strlen("FATAL:  ");
-	if (strlen(p) < 7 || p[5] != ':' || p[6] != ' ')
-		return;
-	memcpy(out->sqlstate, p, 5);
-	out->sqlstate[5] = '\0';
-	p += 7;
-	size_t n = strcspn(p, "\n");
-	if (n >= sizeof(out->message))
-		n = sizeof(out->message) - 1;
-	memcpy(out->message, p, n);
-	out->message[n] = '\0';
+	fixture_parse_error_text(text, out->sqlstate, out->message, sizeof(out->message));
 }
 
 /*

@@ -195,24 +195,7 @@ struct core_refusal {
 static void core_parse_refusal(const char *text, struct core_refusal *out)
 {
 	snprintf(out->raw, sizeof(out->raw), "%s", text);
-	static const char *const severities[] = { "FATAL:  ", "ERROR:  " };
-	for (size_t i = 0; i < 2; i++) {
-		const char *p = strstr(text, severities[i]);
-		if (p == NULL)
-			continue;
-		p += strlen(severities[i]);
-		if (strlen(p) < 7 || p[5] != ':' || p[6] != ' ')
-			continue;
-		memcpy(out->sqlstate, p, 5);
-		out->sqlstate[5] = '\0';
-		p += 7;
-		size_t n = strcspn(p, "\n");
-		if (n >= sizeof(out->message))
-			n = sizeof(out->message) - 1;
-		memcpy(out->message, p, n);
-		out->message[n] = '\0';
-		return;
-	}
+	fixture_parse_error_text(text, out->sqlstate, out->message, sizeof(out->message));
 }
 
 /*

@@ -469,9 +469,7 @@ static struct faults_refusal faults_connect_failure(int port, const char *db, do
 	}
 	out.failed = PQstatus(c) != CONNECTION_OK;
 	snprintf(out.raw, sizeof(out.raw), "%s", PQerrorMessage(c));
-	const char *p = strstr(out.raw, "FATAL:  ");
-	if (p != NULL && strlen(p) >= 14 && p[13] == ':')
-		snprintf(out.sqlstate, sizeof(out.sqlstate), "%.5s", p + 8);
+	fixture_parse_error_text(out.raw, out.sqlstate, NULL, 0);
 	PQfinish(c);
 	return out;
 }
