@@ -28,6 +28,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
+#include "querylog.h"
 #include "router.h"
 #include "server.h"
 
@@ -327,6 +328,7 @@ static void batch_answer_success(struct worker *w, struct client *c, const struc
 	uint64_t usec = (uint64_t)((ev_now(w->loop) - c->wait_since) * 1e6);
 	stats_record_query(&c->pool->db->stats, usec);
 	stats_record_xact(&c->pool->db->stats, usec);
+	querylog_batched_row(w, e->row.sql, e->row.sql_len, usec);
 	router_note_primary_commit(w, c);
 	obuf_free(&c->retry);
 	c->retry_rfq = 0;

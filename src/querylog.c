@@ -196,6 +196,30 @@ void querylog_on_client_message(struct worker *w, struct client *c, struct serve
 	}
 }
 
+void querylog_on_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
+			size_t len)
+{
+	if (!querylog_active_for(w, c->pool->db))
+		return;
+	struct prepared_set *ps;
+	for (size_t off = 0; len - off >= PROTO_HEADER_LEN;) {
+		const uint8_t *msg = data + off;
+		uint32_t total = 1 + proto_get_u32(msg + 1);
+		if (total < PROTO_HEADER_LEN || total > len - off)
+			return; /* whole messages only: cannot happen */
+		/*
+		 * pstmt.c notes an unnamed Parse as it passes, but a batched row's was
+		 * consumed before: its text is noted here, for the Execute that follows.
+		 */
+		if (msg[0] == 'P' && c->rename_statements && total > PROTO_HEADER_LEN &&
+		    msg[PROTO_HEADER_LEN] == '\0' && (ps = pstmt_client_set(w, c)) != NULL)
+			prepared_on_parse(ps, msg + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN, NULL);
+		else
+			querylog_on_client_message(w, c, s, msg, total, total);
+		off += total;
+	}
+}
+
 void querylog_server_reset(struct server *s)
 {
 	if (s->inflight != NULL)
@@ -458,23 +482,42 @@ static void querylog_capture(struct worker *w, struct server *s, const struct in
 	free(types);
 }
 
+/*
+ * Counts a statement (text NULL: unknown) under its fingerprint in SHOW QUERIES;
+ * returns the fingerprint, and its normalized text in norm (NORMALIZED_MAX bytes).
+ */
+static uint64_t querylog_count(struct querylog *ql, const char *text, size_t text_len,
+			       uint64_t usec, uint64_t rows, bool failed, char *norm)
+{
+	size_t norm_len = 0;
+	uint64_t fp = 0;
+	if (text != NULL) {
+		fp = classify_fingerprint(text, text_len, norm, NORMALIZED_MAX, &norm_len);
+		if (norm_len >= NORMALIZED_MAX)
+			norm_len = strlen(norm);
+	} else {
+		norm_len = (size_t)snprintf(norm, NORMALIZED_MAX, "(statement text unknown)");
+	}
+	querystats_record(ql->stats, fp, norm, norm_len, usec, rows, failed);
+	return fp;
+}
+
+void querylog_batched_row(struct worker *w, const char *sql, size_t sql_len, uint64_t usec)
+{
+	if (w->querylog == NULL || w->cfg->query_stats_max <= 0)
+		return;
+	char norm[NORMALIZED_MAX];
+	querylog_count(w->querylog, sql, sql_len, usec, 1, false, norm);
+}
+
 static void querylog_statement_done(struct worker *w, struct server *s,
 				    const struct inflight_done *d, const char *sqlstate)
 {
-	struct querylog *ql = w->querylog;
 	double seconds = d->end > d->start ? d->end - d->start : 0;
 	uint64_t usec = (uint64_t)(seconds * 1e6);
 	char norm[NORMALIZED_MAX];
-	size_t norm_len = 0;
-	uint64_t fp = 0;
-	if (d->text != NULL) {
-		fp = classify_fingerprint(d->text, d->text_len, norm, sizeof(norm), &norm_len);
-		if (norm_len >= sizeof(norm))
-			norm_len = strlen(norm);
-	} else {
-		norm_len = (size_t)snprintf(norm, sizeof(norm), "(statement text unknown)");
-	}
-	querystats_record(ql->stats, fp, norm, norm_len, usec, d->rows, sqlstate != NULL);
+	uint64_t fp = querylog_count(w->querylog, d->text, d->text_len, usec, d->rows,
+				     sqlstate != NULL, norm);
 	int64_t threshold = querylog_threshold(w, s->pool->db);
 	if (threshold <= 0 || (int64_t)usec < threshold)
 		return;

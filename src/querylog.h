@@ -32,9 +32,20 @@ bool querylog_active(const struct worker *w);
 void querylog_on_client_message(struct worker *w, struct client *c, struct server *s,
 				const uint8_t *msg, uint32_t total, uint32_t avail);
 
+/* s is sent again the len bytes of whole messages c sent before (a retried read, a batch's row). */
+void querylog_on_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
+			size_t len);
+
 /* s forwards msg (whole for 'C' and 'E') to its client. */
 void querylog_on_server_message(struct worker *w, struct server *s, const uint8_t *msg,
 				uint32_t total);
+
+/*
+ * A batched INSERT's row committed (batch.c): SHOW QUERIES counts it as its own
+ * statement sql, one row, usec from when it joined its batch. The slow-query
+ * log does not see it.
+ */
+void querylog_batched_row(struct worker *w, const char *sql, size_t sql_len, uint64_t usec);
 
 /* s is linked to another client or closed: what was in flight is forgotten. */
 void querylog_server_reset(struct server *s);

@@ -784,6 +784,23 @@ void fixture_replica_start(int i)
 	fixture_replica_ctl(i, "start");
 }
 
+long fixture_query_stat(PGconn *c, const char *prefix, const char *col)
+{
+	PGresult *r = fixture_exec_ok(c, "SHOW QUERIES");
+	int fq = PQfnumber(r, "query"), f = PQfnumber(r, col), row = -1;
+	ck_assert_msg(fq >= 0 && f >= 0, "SHOW QUERIES has no column %s", col);
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (strncmp(PQgetvalue(r, i, fq), prefix, strlen(prefix)) != 0)
+			continue;
+		ck_assert_msg(row < 0, "SHOW QUERIES has two rows starting %s", prefix);
+		row = i;
+	}
+	ck_assert_msg(row >= 0, "SHOW QUERIES has no row starting %s", prefix);
+	long v = atol(PQgetvalue(r, row, f));
+	PQclear(r);
+	return v;
+}
+
 char *fixture_admin_value(int port, const char *sql)
 {
 	char conninfo[256];

@@ -125,6 +125,12 @@ PGresult *fixture_exec_ok(PGconn *c, const char *sql);
 char *fixture_value(PGconn *c, const char *sql);
 
 /*
+ * Column col of the one SHOW QUERIES row (c: an admin console connection) whose
+ * normalized text starts with prefix, as a number; ck_assert there is exactly one.
+ */
+long fixture_query_stat(PGconn *c, const char *prefix, const char *col);
+
+/*
  * Read "FATAL:  XXXXX: message" (or "ERROR:  ...") out of a verbose libpq error text
  * (PQerrorMessage of a failed connection): sqlstate gets the code, message (cap
  * bytes, may be NULL) its first line. Both are left alone when the text has none.

@@ -281,6 +281,11 @@ START_TEST(sixty_four_clients_insert_32000_rows_in_batches)
 		      avg);
 	ck_assert_int_eq((int)bt_batches(admin, "fallbacks"), 0);
 	ck_assert_int_eq((int)bt_batches(admin, "rows_waiting"), 0);
+	/* SHOW QUERIES counts every INSERT once, batched or run alone. */
+	const char *insert = "insert into bt_load(id, n) values";
+	ck_assert_int_eq(fixture_query_stat(admin, insert, "calls"), BT_LOAD_CLIENTS * BT_LOAD_ROWS);
+	ck_assert_int_eq(fixture_query_stat(admin, insert, "rows"), BT_LOAD_CLIENTS * BT_LOAD_ROWS);
+	ck_assert_int_eq(fixture_query_stat(admin, insert, "errors"), 0);
 	PQfinish(admin);
 	sluice_stop_clean(s);
 }
@@ -351,6 +356,11 @@ START_TEST(type_errors_fail_only_their_client_in_both_protocols)
 	ck_assert_int_eq(bt_count("SELECT count(*) FROM bt_type"), 5);
 	ck_assert_int_eq(bt_count("SELECT count(*) FROM bt_type WHERE id IN (2, 12)"), 0);
 	ck_assert_int_eq((int)bt_batches(admin, "fallbacks"), 2);
+	/* Each row counts once, as its client saw it: the failed batches do not count. */
+	const char *insert = "insert into bt_type(id, n) values";
+	ck_assert_int_eq(fixture_query_stat(admin, insert, "calls"), 7);
+	ck_assert_int_eq(fixture_query_stat(admin, insert, "errors"), 2);
+	ck_assert_int_eq(fixture_query_stat(admin, insert, "rows"), 5);
 	PQfinish(admin);
 	sluice_stop_clean(s);
 }
