@@ -384,38 +384,59 @@ START_TEST(read_your_writes_global_shows_one_clients_commit_to_another)
 }
 END_TEST
 
-START_TEST(select_only_load_is_spread_evenly_over_the_replicas)
+/* Commits on the primary and the two replicas during a select-only load through pgsluice. */
+struct spread_run {
+	long done, primary, r0, r1;
+	char ban[256]; /* the first ban pgsluice logged meanwhile, or "" */
+};
+
+static void spread_measure(struct spread_run *m)
 {
-	fixture_pgbench_init();
 	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
-	int n = fixture_replica_count();
-	long before[3], after[3];
+	long before[3];
 	before[0] = xact_commits(fixture_primary_port());
-	for (int i = 0; i < n && i < 2; i++)
+	for (int i = 0; i < 2; i++)
 		before[i + 1] = xact_commits(fixture_replica_port(i));
-	long done = run_pgbench(s, "-S -c 16 -j 2 -T 5");
-	/* A ban (a failed probe) takes a replica out for a while: the log says so. */
+	m->done = run_pgbench(s, "-S -c 16 -j 2 -T 5");
 	char *log = sluice_log(s);
 	const char *ban = strstr(log, "banned");
-	char ban_line[256] = "no replica was banned";
-	if (ban != NULL)
-		snprintf(ban_line, sizeof(ban_line), "%.*s", (int)strcspn(ban, "\n"), ban);
+	snprintf(m->ban, sizeof(m->ban), "%.*s", ban != NULL ? (int)strcspn(ban, "\n") : 0,
+		 ban != NULL ? ban : "");
 	free(log);
 	/* Backends flush their statistics when they exit: close them first. */
 	ck_assert_int_eq(sluice_stop(s), 0);
 	sleep(1);
-	after[0] = xact_commits(fixture_primary_port());
-	for (int i = 0; i < n && i < 2; i++)
-		after[i + 1] = xact_commits(fixture_replica_port(i));
-	long r0 = after[1] - before[1], r1 = after[2] - before[2], p = after[0] - before[0];
-	ck_assert_int_gt(done, 1000);
+	m->primary = xact_commits(fixture_primary_port()) - before[0];
+	m->r0 = xact_commits(fixture_replica_port(0)) - before[1];
+	m->r1 = xact_commits(fixture_replica_port(1)) - before[2];
+}
+
+START_TEST(select_only_load_is_spread_evenly_over_the_replicas)
+{
+	ck_assert_int_ge(fixture_replica_count(), 2);
+	fixture_pgbench_init();
+	/*
+	 * A probe that fails (on this shared machine, now and then one times out under
+	 * the load) bans its replica for replica_ban_time: that run measures the ban,
+	 * not the round-robin, and the load runs again, at most three times.
+	 */
+	struct spread_run m;
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		spread_measure(&m);
+		if (m.ban[0] == '\0')
+			break;
+		fprintf(stderr, "spread: run %d measured a ban, not the spread: %s\n", attempt,
+			m.ban);
+	}
+	ck_assert_int_gt(m.done, 1000);
 	/* Probes and the sampler add a few commits everywhere: allow for them. */
-	ck_assert_msg(r0 + r1 >= (long)(0.95 * (double)done), "replicas %ld+%ld of %ld reads", r0,
-		      r1, done);
-	double spread = (double)labs(r0 - r1) / (double)(r0 + r1);
-	ck_assert_msg(spread <= 0.10, "replicas served %ld and %ld: spread %.1f%% (%s)", r0, r1,
-		      spread * 100, ban_line);
-	ck_assert_msg(p < done / 20, "primary served %ld of %ld reads", p, done);
+	ck_assert_msg(m.r0 + m.r1 >= (long)(0.95 * (double)m.done), "replicas %ld+%ld of %ld reads",
+		      m.r0, m.r1, m.done);
+	double spread = (double)labs(m.r0 - m.r1) / (double)(m.r0 + m.r1);
+	ck_assert_msg(spread <= 0.10, "replicas served %ld and %ld: spread %.1f%% (%s)", m.r0, m.r1,
+		      spread * 100, m.ban[0] != '\0' ? m.ban : "no replica was banned");
+	ck_assert_msg(m.primary < m.done / 20, "primary served %ld of %ld reads", m.primary,
+		      m.done);
 }
 END_TEST
 
