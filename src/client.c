@@ -275,7 +275,7 @@ void client_on_linked(struct worker *w, struct client *c)
 		/* The read that failed elsewhere runs again here, from its first byte. */
 		obuf_put(&s->conn.out, c->retry.data, c->retry.len);
 		if (c->rename_statements)
-			pstmt_on_replay(s, c->retry.data, c->retry.len);
+			pstmt_on_replay(w, c, s, c->retry.data, c->retry.len);
 		querylog_on_replay(w, c, s, c->retry.data, c->retry.len);
 		s->expect_rfq += c->retry_rfq;
 		s->query_start = ev_now(w->loop);

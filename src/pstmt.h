@@ -54,8 +54,13 @@ void pstmt_client_answer(struct client *c, struct server *s, const uint8_t *msg,
 enum pstmt_verdict pstmt_on_server_message(struct worker *w, struct server *s,
 					   const uint8_t *msg, uint32_t total, uint32_t avail);
 
-/* The bytes of a retried read were sent to s again: expect their replies. */
-void pstmt_on_replay(struct server *s, const uint8_t *data, size_t len);
+/*
+ * The bytes c sent before (a retried read, a batch's row) were sent to s
+ * again: expect their replies, and note an unnamed Parse among them as
+ * pstmt_on_client_message would have (a batch consumed its row's before).
+ */
+void pstmt_on_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
+		     size_t len);
 
 /*
  * The text of the statement a Bind (the first avail bytes of msg) names,

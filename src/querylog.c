@@ -199,23 +199,11 @@ void querylog_on_client_message(struct worker *w, struct client *c, struct serve
 void querylog_on_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
 			size_t len)
 {
-	if (!querylog_active_for(w, c->pool->db))
-		return;
-	struct prepared_set *ps;
 	for (size_t off = 0; len - off >= PROTO_HEADER_LEN;) {
-		const uint8_t *msg = data + off;
-		uint32_t total = 1 + proto_get_u32(msg + 1);
+		uint32_t total = 1 + proto_get_u32(data + off + 1);
 		if (total < PROTO_HEADER_LEN || total > len - off)
 			return; /* whole messages only: cannot happen */
-		/*
-		 * pstmt.c notes an unnamed Parse as it passes, but a batched row's was
-		 * consumed before: its text is noted here, for the Execute that follows.
-		 */
-		if (msg[0] == 'P' && c->rename_statements && total > PROTO_HEADER_LEN &&
-		    msg[PROTO_HEADER_LEN] == '\0' && (ps = pstmt_client_set(w, c)) != NULL)
-			prepared_on_parse(ps, msg + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN, NULL);
-		else
-			querylog_on_client_message(w, c, s, msg, total, total);
+		querylog_on_client_message(w, c, s, data + off, total, total);
 		off += total;
 	}
 }
