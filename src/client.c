@@ -965,6 +965,18 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 				return client_drop_failed(c, type);
 			}
 		}
+		if (type == 'S' && c->sync_answered) {
+			c->sync_answered = false;
+			proto_put_ready(&c->conn.out, 'I');
+			return CONN_CONSUMED;
+		}
+		if (type == 'P' && c->rename_statements && avail == total) {
+			const struct iobuf *in = c->conn.in;
+			enum conn_action act =
+				pstmt_parse_unlinked(w, c, msg, total, in->data + in->end);
+			if (act != CONN_FORWARD)
+				return act;
+		}
 		if (type == 'Q') {
 			if (avail < total && total <= w->iobufs.size)
 				return CONN_NEED_ALL;

@@ -204,6 +204,36 @@ static enum conn_action pstmt_on_parse(struct worker *w, struct client *c, struc
 	return CONN_FORWARD;
 }
 
+enum conn_action pstmt_parse_unlinked(struct worker *w, struct client *c, const uint8_t *msg,
+				      uint32_t total, const uint8_t *end)
+{
+	const uint8_t *sync = msg + total;
+	if (end - sync < PROTO_HEADER_LEN || sync[0] != 'S' || proto_get_u32(sync + 1) != 4)
+		return CONN_FORWARD;
+	const uint8_t *p = msg + PROTO_HEADER_LEN;
+	const char *name = proto_take_string(&p, sync);
+	const char *text = name != NULL ? proto_take_string(&p, sync) : NULL;
+	if (text == NULL || name[0] == '\0' || sync - p < 2)
+		return CONN_FORWARD;
+	uint16_t n_types = proto_get_u16(p);
+	p += 2;
+	if ((size_t)(sync - p) != 4u * n_types)
+		return CONN_FORWARD;
+	/* PostgreSQL accepted this text with these types: its Parse would succeed. */
+	const struct stmt_def *def = stmtreg_find(&w->statements, text, strlen(text), p, n_types);
+	if (def == NULL || !def->parsed)
+		return CONN_FORWARD;
+	struct prepared_set *ps = pstmt_client_set(w, c);
+	if (ps == NULL || prepared_lookup(ps, name) != NULL ||
+	    prepared_on_parse(ps, msg + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN, NULL) !=
+		    PREPARED_PARSED)
+		return CONN_FORWARD; /* the usual path gives the error */
+	static const uint8_t parse_complete[] = {'1', 0, 0, 0, 4};
+	pstmt_client_answer(c, NULL, parse_complete, sizeof(parse_complete));
+	c->sync_answered = true;
+	return CONN_CONSUMED;
+}
+
 static enum conn_action pstmt_on_bind(struct worker *w, struct client *c, struct server *s,
 				      struct replyq *q, const uint8_t *msg, uint32_t total,
 				      uint32_t avail)
@@ -398,6 +428,28 @@ static void pstmt_drain(struct client *c, struct replyq *q)
 		obuf_put(&c->conn.out, synth, len);
 }
 
+/* The client's name in reply r, NUL-terminated; false when c has none or it does not fit. */
+static bool pstmt_reply_name(const struct client *c, const struct replyq_reply *r, char *name,
+			     size_t cap)
+{
+	if (c->prepared == NULL || r->name_len == 0 || r->name_len >= cap)
+		return false;
+	memcpy(name, r->name, r->name_len);
+	name[r->name_len] = '\0';
+	return true;
+}
+
+/* A server accepted the Parse of a shared statement: its text and types are valid. */
+static void pstmt_note_parsed(const struct client *c, const struct replyq_reply *r)
+{
+	char name[256];
+	if (!pstmt_reply_name(c, r, name, sizeof(name)))
+		return;
+	struct prepared_stmt *st = prepared_lookup(c->prepared, name);
+	if (st != NULL && st->def != NULL && st->def->id == r->stmt_id)
+		st->def->parsed = true;
+}
+
 enum pstmt_verdict pstmt_on_server_message(struct worker *w, struct server *s,
 					   const uint8_t *msg, uint32_t total, uint32_t avail)
 {
@@ -409,6 +461,8 @@ enum pstmt_verdict pstmt_on_server_message(struct worker *w, struct server *s,
 		return PSTMT_NEED_ALL;
 	struct replyq_reply r;
 	replyq_on_message(q, type, &r);
+	if (r.verdict != REPLYQ_LOST && type == '1' && r.kind == RQ_PARSE && r.stmt_id != 0)
+		pstmt_note_parsed(c, &r);
 	if (c->waits_for_replies && replyq_has_room(q, PSTMT_ENTRIES_PER_MESSAGE)) {
 		c->waits_for_replies = false;
 		client_resume(w, c);
@@ -431,14 +485,9 @@ enum pstmt_verdict pstmt_on_server_message(struct worker *w, struct server *s,
 	if (r.failed_parse) {
 		stmtcache_remove(&s->statements, r.stmt_id);
 		/* A Parse the client sent itself failed: PostgreSQL would not keep the name. */
-		if (!r.own && r.name_len > 0 && c->prepared != NULL) {
-			char name[256];
-			if (r.name_len < sizeof(name)) {
-				memcpy(name, r.name, r.name_len);
-				name[r.name_len] = '\0';
-				prepared_forget(c->prepared, name);
-			}
-		}
+		char name[256];
+		if (!r.own && pstmt_reply_name(c, &r, name, sizeof(name)))
+			prepared_forget(c->prepared, name);
 	}
 	bool synth_now = q->count > 0 && q->ring[q->head].kind == RQ_SYNTH;
 	bool rename = type == 'E' && r.stmt_id != 0 && r.name_len > 0;

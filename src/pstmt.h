@@ -63,6 +63,16 @@ void pstmt_on_replay(struct worker *w, struct client *c, struct server *s, const
 		     size_t len);
 
 /*
+ * A Parse of c with no server linked (msg, its whole message; end, the end
+ * of c's input so far): when it is a prepare on its own - Parse of a name
+ * c does not use, then Sync - of a statement some server already accepted,
+ * pgsluice answers it and its Sync (CONN_CONSUMED; c->sync_answered set),
+ * so that a prepare never waits for a server. CONN_FORWARD otherwise.
+ */
+enum conn_action pstmt_parse_unlinked(struct worker *w, struct client *c, const uint8_t *msg,
+				      uint32_t total, const uint8_t *end);
+
+/*
  * The text of the statement a Bind (the first avail bytes of msg) names,
  * or NULL; *def receives its shared statement (for the router's cache).
  */

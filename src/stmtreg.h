@@ -39,6 +39,7 @@ struct stmt_def {
 	uint8_t route;            /* enum stmt_route, filled by the router on first use */
 	const char *route_reason; /* static text explaining route */
 	uint8_t sets;             /* enum stmt_sets, filled by session.c on first use */
+	bool parsed;              /* a server accepted its Parse: its text and types are valid */
 	struct stmt_def *chain;   /* next in the hash bucket */
 	struct list_head idle_node; /* on idle while refs == 0 */
 };
@@ -65,6 +66,10 @@ void stmtreg_free(struct stmtreg *reg);
  */
 struct stmt_def *stmtreg_acquire(struct stmtreg *reg, const char *text, size_t len,
 				 const uint8_t *types_be, uint16_t n_types);
+
+/* The statement for text and types as stmtreg_acquire takes them, if any; no reference taken. */
+struct stmt_def *stmtreg_find(const struct stmtreg *reg, const char *text, size_t len,
+			      const uint8_t *types_be, uint16_t n_types);
 
 /* Drops a reference taken by stmtreg_acquire. */
 void stmtreg_release(struct stmtreg *reg, struct stmt_def *def);

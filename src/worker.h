@@ -294,6 +294,7 @@ struct client {
 	bool admin_may_change;      /* in admin_users (else stats_users: SHOW only) */
 	bool rename_statements;     /* transaction/statement pooling: pstmt.c shares statements */
 	bool skip_to_sync;          /* pstmt.c answered an error: drop messages up to Sync */
+	bool sync_answered;         /* pstmt.c answered a Parse without a server: and its Sync */
 	bool waits_for_replies;     /* pstmt.c's reply queue is full: resume as it drains */
 	bool pinned;                /* session state keeps it on its server */
 	bool awaits_quiet;          /* a Query pgsluice answers waits for the server's replies */

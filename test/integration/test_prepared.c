@@ -219,6 +219,45 @@ START_TEST(errors_are_postgresql_s_with_the_client_s_names)
 }
 END_TEST
 
+/*
+ * PQprepare outside a transaction blocks its caller: pgbench runs many clients
+ * on one thread, so one that waited for a server held by another of its
+ * clients would stop them all. A statement some server already accepted is
+ * prepared without a server; one that failed still goes to a server.
+ */
+START_TEST(a_known_statement_is_prepared_without_waiting_for_a_server)
+{
+	struct sluice *s = sluice_start("pool_mode = transaction\ndefault_pool_size = 1\n"
+					"read_routing = off\nquery_wait_timeout = 2s",
+					NULL);
+	PGconn *a = prepared_connect(s), *b = prepared_connect(s);
+	PQclear(fixture_exec_ok(a, "BEGIN"));
+	prepare_ok(a, "plus", "SELECT $1::int + 1", 0, NULL);
+	/* a holds the only server: waiting for it would end in query_wait_timeout. */
+	prepare_ok(b, "plus_b", "SELECT $1::int + 1", 0, NULL);
+	PGresult *r = exec_prepared(a, "plus", "1");
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "2");
+	PQclear(r);
+	PQclear(fixture_exec_ok(a, "COMMIT"));
+	r = exec_prepared(b, "plus_b", "41");
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "42");
+	PQclear(r);
+	/* The name is b's now, as a server's Parse would have made it. */
+	expect_error(PQprepare(b, "plus_b", "SELECT $1::int + 1", 0, NULL), "42P05",
+		     "prepared statement \"plus_b\" already exists");
+
+	/* A text PostgreSQL refused is refused again, at the Parse, for the next client. */
+	expect_error(PQprepare(a, "bad", "SELEC $1", 0, NULL), "42601", "syntax error");
+	expect_error(PQprepare(b, "bad", "SELEC $1", 0, NULL), "42601", "syntax error");
+	expect_error(exec_prepared(b, "bad", "1"), "26000",
+		     "prepared statement \"bad\" does not exist");
+	PQfinish(a);
+	PQfinish(b);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
 START_TEST(a_full_server_cache_evicts_and_prepares_again)
 {
 	struct sluice *s = sluice_start("pool_mode = transaction\ndefault_pool_size = 1\n"
@@ -262,11 +301,11 @@ START_TEST(pgbench_prepared_with_32_clients_has_no_errors)
 	char *out = malloc(1 << 16);
 	ck_assert_ptr_nonnull(out);
 	fixture_pgbench_init();
-	/* One thread per client: pgbench's own PQprepare blocks its thread, which would
-	 * otherwise wait for a server that another of its clients holds in a transaction. */
+	/* Two threads for 32 clients: pgbench's PQprepare blocks a thread and its other
+	 * clients, which may hold every server in a transaction meanwhile. */
 	snprintf(cmd, sizeof(cmd),
-		 "PGPASSWORD='%s' '%s/pgbench' -h 127.0.0.1 -p %d -U %s -M prepared -c 32 -j 32 "
-		 "-T 30 -n %s",
+		 "PGPASSWORD='%s' '%s/pgbench' -h 127.0.0.1 -p %d -U %s -M prepared -c 32 -j 2 "
+		 "-T 15 -n %s",
 		 FIXTURE_PASSWORD, fixture_pg_bindir(), s->port, FIXTURE_USER, FIXTURE_DB);
 	int rc = fixture_sh(cmd, out, 1 << 16);
 	ck_assert_msg(rc == 0, "pgbench exited with %d:\n%s", rc, out);
@@ -560,6 +599,7 @@ Suite *prepared_suite(void)
 	tcase_add_test(tc, prepared_statements_follow_twenty_clients_across_two_servers);
 	tcase_add_test(tc, prepared_reads_run_on_replicas_and_writes_on_the_primary);
 	tcase_add_test(tc, errors_are_postgresql_s_with_the_client_s_names);
+	tcase_add_test(tc, a_known_statement_is_prepared_without_waiting_for_a_server);
 	tcase_add_test(tc, a_full_server_cache_evicts_and_prepares_again);
 	tcase_add_test(tc, pgbench_prepared_with_32_clients_has_no_errors);
 	tcase_add_test(tc, deallocate_acts_on_the_client_s_own_statements);
