@@ -159,8 +159,11 @@ void server_close(struct worker *w, struct server *s, const char *reason, bool f
 				  c->addr, t->host, t->port);
 		/* What the client was already promised still reaches it. */
 		conn_adopt_pending(&c->conn);
+		/* Answered and about to be released (transaction pooling): it takes another next. */
+		bool answered = s->release_pending;
 		server_unlink(w, s);
-		if (!(untouched && t->role == TARGET_REPLICA && client_retry_read(w, c, t)))
+		if (!answered &&
+		    !(untouched && t->role == TARGET_REPLICA && client_retry_read(w, c, t)))
 			client_server_lost(w, c, s->fatal_forwarded);
 	}
 	if (failed)
@@ -546,7 +549,9 @@ static enum conn_action server_decide_message(struct server *s, const uint8_t *m
 		bool ok = proto_parse_error(msg + 5, total - 5, &e);
 		bool fatal = ok && e.severity != NULL &&
 			     (strcmp(e.severity, "FATAL") == 0 || strcmp(e.severity, "PANIC") == 0);
-		if (own || s->client == NULL) {
+		/* Its client's last request was answered, no transaction open: the server just goes. */
+		bool unasked = fatal && s->release_pending;
+		if (own || s->client == NULL || unasked) {
 			log_warning("server %s: error %s: %s", s->addr,
 				    own ? "on pgsluice's own statement" : "while idle",
 				    ok && e.message != NULL ? e.message : "(malformed)");

@@ -294,15 +294,23 @@ static int faults_raw_connect(int port)
 	return fd;
 }
 
-static void faults_send_all(int fd, const void *data, size_t len)
+/* Sends all of data; false when the peer is gone (errno says why). */
+static bool faults_try_send_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 	while (len > 0) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		ck_assert_msg(n > 0, "send: %s", strerror(errno));
+		if (n <= 0)
+			return false;
 		p += n;
 		len -= (size_t)n;
 	}
+	return true;
+}
+
+static void faults_send_all(int fd, const void *data, size_t len)
+{
+	ck_assert_msg(faults_try_send_all(fd, data, len), "send: %s", strerror(errno));
 }
 
 static void faults_put_u32(unsigned char *p, uint32_t v)
@@ -690,6 +698,150 @@ START_TEST(silent_server_fails_a_query_with_08006_and_keeps_the_session)
 	PQfinish(c);
 	sluice_stop_clean(s);
 	close(lfd);
+}
+END_TEST
+
+/* ---- 3b. a server that dies right after an answer ---- */
+
+/*
+ * One message a fake server reads into buf (its type byte first when typed),
+ * within 10 s; its whole size, or 0 when the peer went or it does not fit.
+ */
+static size_t faults_fake_read(int fd, bool typed, unsigned char *buf, size_t cap)
+{
+	struct faults_msg m = { 0 };
+	double deadline = fixture_now() + 10.0;
+	size_t head = typed ? 5 : 4;
+	if (!faults_read_full(fd, buf, head, deadline, &m))
+		return 0;
+	const unsigned char *l = buf + head - 4;
+	uint32_t len = (uint32_t)l[0] << 24 | (uint32_t)l[1] << 16 | (uint32_t)l[2] << 8 | l[3];
+	if (len < 4 || head + len - 4 > cap ||
+	    !faults_read_full(fd, buf + head, len - 4, deadline, &m))
+		return 0;
+	return head + len - 4;
+}
+
+static void faults_put_msg(unsigned char *out, size_t *n, char type, const void *body,
+			   size_t len)
+{
+	out[(*n)++] = (unsigned char)type;
+	faults_put_u32(out + *n, (uint32_t)(len + 4));
+	memcpy(out + *n + 4, body, len);
+	*n += 4 + len;
+}
+
+/*
+ * Just enough of a server: a trust login, then "SELECT 0" for every Query; a
+ * Query that mentions "die" gets that answer, ReadyForQuery and a FATAL error
+ * in one write, as a server terminated right after answering sends them.
+ */
+static void faults_dying_session(int fd)
+{
+	unsigned char in[8192], out[1024];
+	size_t n = faults_fake_read(fd, false, in, sizeof(in));
+	if (n < 8)
+		return;
+	size_t o = 0;
+	static const unsigned char auth_ok[4] = { 0 }, key[8] = { 0, 0, 0, 7, 0, 0, 0, 9 };
+	static const char params[] = "server_version\0" "15.0\0" "client_encoding\0" "UTF8\0"
+				     "standard_conforming_strings\0" "on\0" "integer_datetimes\0"
+				     "on\0" "DateStyle\0" "ISO, MDY\0" "TimeZone\0" "UTC\0";
+	faults_put_msg(out, &o, 'R', auth_ok, sizeof(auth_ok));
+	for (const char *p = params; *p != '\0'; p += strlen(p) + 1) {
+		const char *v = p + strlen(p) + 1;
+		faults_put_msg(out, &o, 'S', p, (size_t)(v + strlen(v) + 1 - p));
+		p = v;
+	}
+	faults_put_msg(out, &o, 'K', key, sizeof(key));
+	faults_put_msg(out, &o, 'Z', "I", 1);
+	if (!faults_try_send_all(fd, out, o))
+		return;
+	static const char fatal[] = "SFATAL\0VFATAL\0C57P01\0"
+				    "Mterminating connection due to administrator command\0";
+	while ((n = faults_fake_read(fd, true, in, sizeof(in))) > 0 && in[0] != 'X') {
+		if (in[0] != 'Q' && in[0] != 'S')
+			continue;
+		bool die = in[0] == 'Q' && memmem(in + 5, n - 5, "die", 3) != NULL;
+		o = 0;
+		if (in[0] == 'Q')
+			faults_put_msg(out, &o, 'C', "SELECT 0", 9);
+		faults_put_msg(out, &o, 'Z', "I", 1);
+		if (die)
+			faults_put_msg(out, &o, 'E', fatal, sizeof(fatal));
+		if (!faults_try_send_all(fd, out, o) || die)
+			return;
+	}
+}
+
+struct faults_dying {
+	int lfd;
+	volatile bool stop;
+	volatile int sessions;
+};
+
+static void *faults_dying_run(void *arg)
+{
+	struct faults_dying *d = arg;
+	while (!d->stop) {
+		struct pollfd p = { .fd = d->lfd, .events = POLLIN };
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		int fd = accept(d->lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		d->sessions++;
+		faults_dying_session(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void faults_count_notice(void *arg, const PGresult *r)
+{
+	(void)r;
+	(*(int *)arg)++;
+}
+
+/*
+ * Under transaction pooling a server terminated after it answered (its FATAL
+ * right behind its ReadyForQuery) was the client's server no more: the client
+ * hears nothing of it and its next query gets another server.
+ */
+START_TEST(server_terminated_after_its_answer_costs_the_client_nothing)
+{
+	struct faults_dying d = { 0 };
+	int port;
+	d.lfd = faults_silent_server(&port);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, faults_dying_run, &d), 0);
+	char databases[128];
+	snprintf(databases, sizeof(databases), "dying = host=127.0.0.1 port=%d dbname=fake", port);
+	struct sluice *s = faults_start("pool_mode = transaction\nserver_reset_query =", databases);
+	PGconn *c = fixture_connect_ok(s->port, "dying", FIXTURE_USER, FIXTURE_PASSWORD, NULL);
+	int notices = 0;
+	PQsetNoticeReceiver(c, faults_count_notice, &notices);
+	for (int i = 0; i < 3; i++) {
+		PGresult *r = PQexec(c, "SELECT 'die'");
+		ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "query %d: %s", i,
+			      PQerrorMessage(c));
+		PQclear(r);
+		ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	}
+	/* Nothing more arrived: no FATAL, no closed connection. */
+	faults_sleep(0.3);
+	ck_assert_int_eq(PQconsumeInput(c), 1);
+	ck_assert_int_eq(notices, 0);
+	ck_assert_ptr_null(PQnotifies(c));
+	PGresult *r = PQexec(c, "SELECT 'still here'");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(r);
+	ck_assert_int_ge(d.sessions, 3);
+	PQfinish(c);
+	sluice_stop_clean(s);
+	d.stop = true;
+	pthread_join(t, NULL);
+	close(d.lfd);
 }
 END_TEST
 
@@ -1342,6 +1494,7 @@ Suite *faults_suite(void)
 	tcase_add_test(tc, replica_killed_under_read_load_costs_no_client_an_error);
 	tcase_add_test(tc, silent_server_fails_login_with_08006_within_server_connect_timeout);
 	tcase_add_test(tc, silent_server_fails_a_query_with_08006_and_keeps_the_session);
+	tcase_add_test(tc, server_terminated_after_its_answer_costs_the_client_nothing);
 	tcase_add_test(tc, slow_query_neither_delays_others_nor_outlives_query_timeout);
 	suite_add_tcase(s, tc);
 
