@@ -461,8 +461,8 @@ enum pstmt_verdict pstmt_on_server_message(struct worker *w, struct server *s,
 		return PSTMT_NEED_ALL;
 	struct replyq_reply r;
 	replyq_on_message(q, type, &r);
-	/* An error after the last request was answered (a terminated server) answers nothing. */
-	if (r.verdict == REPLYQ_LOST && type == 'E' && s->release_pending)
+	/* An error with nothing asked (a server terminated between requests) answers nothing. */
+	if (r.verdict == REPLYQ_LOST && type == 'E' && q->count == 0 && s->expect_rfq == 0)
 		return PSTMT_PASS;
 	if (r.verdict != REPLYQ_LOST && type == '1' && r.kind == RQ_PARSE && r.stmt_id != 0)
 		pstmt_note_parsed(c, &r);
