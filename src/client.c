@@ -273,9 +273,10 @@ void client_on_linked(struct worker *w, struct client *c)
 	server_sync_params(w, s, c);
 	if (c->retried && c->retry.len > 0) {
 		/* The read that failed elsewhere runs again here, from its first byte. */
-		obuf_put(&s->conn.out, c->retry.data, c->retry.len);
-		if (c->rename_statements)
-			pstmt_on_replay(w, c, s, c->retry.data, c->retry.len);
+		if (!c->rename_statements)
+			obuf_put(&s->conn.out, c->retry.data, c->retry.len);
+		else if (!pstmt_replay(w, c, s, c->retry.data, c->retry.len))
+			return;
 		querylog_on_replay(w, c, s, c->retry.data, c->retry.len);
 		s->expect_rfq += c->retry_rfq;
 		s->query_start = ev_now(w->loop);
@@ -286,7 +287,8 @@ void client_on_linked(struct worker *w, struct client *c)
 
 bool client_retry_read(struct worker *w, struct client *c, struct target *failed)
 {
-	if (!c->route_read || c->retried || (c->retry.len > 0 && !c->retry_ok)) {
+	if (!c->route_read || c->retried || (c->retry.len > 0 && !c->retry_ok) ||
+	    (c->rename_statements && !pstmt_replay_fits(c->retry.data, c->retry.len))) {
 		log_debug("client %s: read on %s:%d not retried (read %d, retried %d, kept %d)",
 			  c->addr, failed->host, failed->port, c->route_read, c->retried, c->retry_ok);
 		return false;
@@ -1037,8 +1039,10 @@ static enum conn_action client_decide(void *owner, const uint8_t *msg, uint32_t 
 	bool forwarded = act == CONN_FORWARD || act == CONN_FORWARD_TAIL;
 	if (c->route_read && c->retry_ok) {
 		/* Keep a replica read's bytes until it answers: a broken replica gets a retry.
-		 * What pgsluice rewrote or answered itself cannot be sent again as it was. */
-		if (act == CONN_FORWARD && avail == total && obuf_put(&c->retry, msg, total)) {
+		 * What pgsluice answered itself cannot be sent again; a renamed Bind is renamed
+		 * again (pstmt_replay). */
+		bool again = act == CONN_FORWARD || (type == 'B' && act == CONN_FORWARD_TAIL);
+		if (again && avail == total && obuf_put(&c->retry, msg, total)) {
 			if (type == 'Q' || type == 'S' || type == 'F')
 				c->retry_rfq++;
 		} else {

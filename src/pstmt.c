@@ -360,36 +360,37 @@ enum conn_action pstmt_on_client_message(struct worker *w, struct client *c, str
 	}
 }
 
-void pstmt_on_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
-		     size_t len)
+bool pstmt_replay_fits(const uint8_t *data, size_t len)
 {
-	struct replyq *q = pstmt_replies(s);
-	if (q == NULL)
-		return;
-	static const struct {
-		uint8_t type;
-		enum replyq_kind kind;
-	} kinds[] = {{'P', RQ_PARSE}, {'B', RQ_BIND},  {'E', RQ_EXECUTE}, {'C', RQ_CLOSE},
-		     {'S', RQ_SYNC},  {'Q', RQ_QUERY}, {'F', RQ_FUNCTION}};
-	struct prepared_set *ps;
+	size_t n = 0;
+	for (size_t off = 0; len - off >= PROTO_HEADER_LEN; n++)
+		off += 1 + (size_t)proto_get_u32(data + off + 1);
+	return n * PSTMT_ENTRIES_PER_MESSAGE <= REPLYQ_MAX;
+}
+
+bool pstmt_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
+		  size_t len)
+{
 	for (size_t off = 0; len - off >= PROTO_HEADER_LEN;) {
-		uint8_t type = data[off];
-		uint32_t total = 1 + proto_get_u32(data + off + 1);
+		const uint8_t *msg = data + off;
+		uint32_t total = 1 + proto_get_u32(msg + 1);
 		if (total < PROTO_HEADER_LEN || total > len - off)
-			return; /* whole messages only: cannot happen */
-		const uint8_t *body = data + off + PROTO_HEADER_LEN;
-		size_t body_len = total - PROTO_HEADER_LEN;
-		if (type == 'P' && body_len > 0 && body[0] == '\0' &&
-		    (ps = pstmt_client_set(w, c)) != NULL)
-			prepared_on_parse(ps, body, body_len, NULL);
-		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-			if (kinds[i].type == type)
-				replyq_push(q, kinds[i].kind, false, 0, NULL, 0);
-		if (type == 'D' && body_len > 0)
-			replyq_push(q, body[0] == 'S' ? RQ_DESCRIBE_STMT : RQ_DESCRIBE_PORTAL, false,
-				    0, NULL, 0);
+			return true; /* whole messages only: cannot happen */
+		switch (pstmt_on_client_message(w, c, s, msg, total, total)) {
+		case CONN_GONE:
+			return false;
+		case CONN_FORWARD:
+			obuf_put(&s->conn.out, msg, total);
+			break;
+		case CONN_FORWARD_TAIL:
+			obuf_put(&s->conn.out, msg + c->conn.tail_from, total - c->conn.tail_from);
+			break;
+		default: /* answered or written by pstmt.c */
+			break;
+		}
 		off += total;
 	}
+	return true;
 }
 
 /* An error naming pgsluice's statement, with the client's name in its place. */

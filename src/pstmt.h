@@ -54,13 +54,18 @@ void pstmt_client_answer(struct client *c, struct server *s, const uint8_t *msg,
 enum pstmt_verdict pstmt_on_server_message(struct worker *w, struct server *s,
 					   const uint8_t *msg, uint32_t total, uint32_t avail);
 
+/* Whether pstmt_replay can take the request data (len bytes of whole messages) at once. */
+bool pstmt_replay_fits(const uint8_t *data, size_t len);
+
 /*
- * The bytes c sent before (a retried read, a batch's row) were sent to s
- * again: expect their replies, and note an unnamed Parse among them as
- * pstmt_on_client_message would have (a batch consumed its row's before).
+ * Sends the request c sent before (a retried read, a batch's row; the
+ * messages as c wrote them) to s, newly linked: each passes
+ * pstmt_on_client_message as it did the first time, so a Bind of a named
+ * statement is renamed, and prepared first when s lacks it. Returns false
+ * when c is gone (out of memory).
  */
-void pstmt_on_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
-		     size_t len);
+bool pstmt_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
+		  size_t len);
 
 /*
  * A Parse of c with no server linked (msg, its whole message; end, the end

@@ -460,12 +460,28 @@ static long backend_running(int port, const char *marker)
 	char sql[256];
 	snprintf(sql, sizeof(sql),
 		 "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE query LIKE '%%%s%%' "
-		 "AND pid <> pg_backend_pid()",
+		 "AND state = 'active' AND pid <> pg_backend_pid()",
 		 marker);
 	char *v = fixture_admin_value(port, sql);
 	long pid = atol(v);
 	free(v);
 	return pid;
+}
+
+/* The pid of the replica backend running marker, within 10 s, and its replica's port. */
+static long replica_running(const char *marker, int *port)
+{
+	double deadline = fixture_now() + 10;
+	for (;;) {
+		for (int i = 0; i < fixture_replica_count(); i++) {
+			long pid = backend_running(fixture_replica_port(i), marker);
+			*port = fixture_replica_port(i);
+			if (pid != 0)
+				return pid;
+		}
+		ck_assert_msg(fixture_now() < deadline, "%s never ran on a replica", marker);
+		usleep(20 * 1000);
+	}
 }
 
 START_TEST(replica_dying_half_way_through_an_answer_retries_the_read)
@@ -479,18 +495,8 @@ START_TEST(replica_dying_half_way_through_an_answer_retries_the_read)
 				  "FROM pg_sleep(2)";
 	ck_assert_int_eq(PQsendQuery(c, sql), 1);
 	/* Its first rows are flushed; then it sleeps: kill it there. */
-	int killed = 0;
-	long pid = 0;
-	double deadline = fixture_now() + 10;
-	while (pid == 0 && fixture_now() < deadline) {
-		for (int i = 0; i < fixture_replica_count() && pid == 0; i++) {
-			pid = backend_running(fixture_replica_port(i), "half_way_marker");
-			killed = fixture_replica_port(i);
-		}
-		if (pid == 0)
-			usleep(20 * 1000);
-	}
-	ck_assert_msg(pid != 0, "the read never ran on a replica");
+	int killed;
+	long pid = replica_running("half_way_marker", &killed);
 	usleep(300 * 1000);
 	char kill_sql[64];
 	snprintf(kill_sql, sizeof(kill_sql), "SELECT pg_terminate_backend(%ld)", pid);
@@ -520,6 +526,43 @@ START_TEST(replica_dying_half_way_through_an_answer_retries_the_read)
 			      strstr(log, "server closed the connection") != NULL,
 		      "the replica's end was not logged:\n%s", log);
 	free(log);
+	ck_assert_int_eq(sluice_stop(s), 0);
+}
+END_TEST
+
+/*
+ * A read through a named prepared statement: pgsluice renames its Bind, and
+ * renames it again (preparing the statement there first) on the replica
+ * that takes the read over.
+ */
+START_TEST(a_prepared_read_whose_replica_dies_is_retried_on_another)
+{
+	struct sluice *s = sluice_start(ROUTING_GLOBALS, NULL);
+	PGconn *c = connect_app(s);
+	PGresult *r = PQprepare(c, "slow_read",
+				"SELECT inet_server_port(), 'prepared_marker' FROM pg_sleep(1)", 0, NULL);
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	ck_assert_int_eq(PQsendQueryPrepared(c, "slow_read", 0, NULL, NULL, NULL, 0), 1);
+	int killed;
+	long pid = replica_running("prepared_marker", &killed);
+	char kill_sql[64];
+	snprintf(kill_sql, sizeof(kill_sql), "SELECT pg_terminate_backend(%ld)", pid);
+	free(fixture_admin_value(killed, kill_sql));
+	r = PQgetResult(c);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "the read failed: %s",
+		      PQresultErrorMessage(r));
+	ck_assert_int_eq(PQntuples(r), 1);
+	ck_assert_int_ne(atoi(PQgetvalue(r, 0, 0)), killed);
+	ck_assert_int_ne(atoi(PQgetvalue(r, 0, 0)), fixture_primary_port());
+	ck_assert_str_eq(PQgetvalue(r, 0, 1), "prepared_marker");
+	PQclear(r);
+	ck_assert_ptr_null(PQgetResult(c));
+	/* The session goes on, on the statement it prepared. */
+	r = PQexecPrepared(c, "slow_read", 0, NULL, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
 	ck_assert_int_eq(sluice_stop(s), 0);
 }
 END_TEST
@@ -590,6 +633,7 @@ Suite *routing_suite(void)
 	tcase_add_test(load, select_only_load_is_spread_evenly_over_the_replicas);
 	tcase_add_test(load, tpcb_writes_all_land_on_the_primary);
 	tcase_add_test(load, replica_dying_half_way_through_an_answer_retries_the_read);
+	tcase_add_test(load, a_prepared_read_whose_replica_dies_is_retried_on_another);
 	tcase_add_test(load, killing_replicas_under_load_loses_no_read);
 	suite_add_tcase(s, load);
 	return s;
