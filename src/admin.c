@@ -1055,15 +1055,13 @@ static void show_batches(struct worker *w, struct obuf *ob)
 	list_for_each_safe(dpos, dtmp, &w->databases)
 	{
 		struct database *db = list_entry(dpos, struct database, node);
-		list_for_each_safe(pos, tmp, &db->pools)
+		list_for_each_safe(pos, tmp, &db->batch_tallies)
 		{
-			const struct pool *p = list_entry(pos, struct pool, node);
-			const struct batch_counts *b = &p->batching;
-			if (p->target->role != TARGET_PRIMARY)
-				continue;
+			const struct batch_tally *t = list_entry(pos, struct batch_tally, node);
+			const struct batch_counts *b = &t->counts;
 			resultset_row_begin(&rs);
 			resultset_put_text(&rs, db->name);
-			resultset_put_text(&rs, p->user);
+			resultset_put_text(&rs, t->user);
 			resultset_put_uint(&rs, b->batches);
 			resultset_put_uint(&rs, b->rows);
 			double avg = b->batches > 0 ? (double)b->rows / (double)b->batches : 0.0;

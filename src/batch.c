@@ -86,6 +86,36 @@ static bool batch_enabled(const struct worker *w, const struct client *c, const 
 	return p->db->batch_inserts >= 0 ? p->db->batch_inserts == 1 : w->cfg->batch_inserts;
 }
 
+/* ----- the figures ----- */
+
+struct batch_counts *batch_tally_of(struct database *db, const char *user)
+{
+	struct list_head *pos, *tmp;
+	list_for_each_safe (pos, tmp, &db->batch_tallies) {
+		struct batch_tally *t = list_entry(pos, struct batch_tally, node);
+		if (strcmp(t->user, user) == 0)
+			return &t->counts;
+	}
+	struct batch_tally *t = calloc(1, sizeof(*t));
+	if (t == NULL || (t->user = strdup(user)) == NULL) {
+		free(t);
+		return NULL;
+	}
+	list_add_tail(&db->batch_tallies, &t->node);
+	return &t->counts;
+}
+
+void batch_tallies_free(struct database *db)
+{
+	while (!list_empty(&db->batch_tallies)) {
+		struct batch_tally *t =
+			list_entry(list_first(&db->batch_tallies), struct batch_tally, node);
+		list_del(&t->node);
+		free(t->user);
+		free(t);
+	}
+}
+
 /* ----- the batches of a pool ----- */
 
 static struct batch *batch_new(struct worker *w, struct pool *p, const struct client *c)
@@ -134,7 +164,7 @@ static void batch_detach(struct batch *b)
 		if (b->state == BATCH_WAITING)
 			b->pool->n_batches_waiting--;
 	}
-	b->pool->batching.rows_waiting -= b->n;
+	b->pool->batching->rows_waiting -= b->n;
 }
 
 static void batch_free(struct batch *b)
@@ -182,7 +212,7 @@ static bool batch_add(struct batch *b, struct client *c, const struct batchsql_r
 	b->entries[b->n] = (struct batch_entry){.client = c, .row = *row, .describe = describe};
 	b->rows[b->n] = &b->entries[b->n].row;
 	b->n++;
-	b->pool->batching.rows_waiting++;
+	b->pool->batching->rows_waiting++;
 	return true;
 }
 
@@ -247,7 +277,7 @@ enum conn_action batch_offer(struct worker *w, struct client *c, struct pool *p,
 	    c->in_transaction || c->pinned || p->target->role != TARGET_PRIMARY ||
 	    !batch_enabled(w, c, p))
 		return CONN_FORWARD;
-	/* No contention: the request runs at once, as it would without batching. */
+	/* No contention: the request runs at once, as it would without batching-> */
 	if (batch_pool_uncontended(p))
 		return CONN_FORWARD;
 	struct batchsql_row row;
@@ -432,7 +462,7 @@ static void batch_flush_server(struct batch *b, struct server *s)
 static void batch_fall_back(struct worker *w, struct batch *b, const char *why)
 {
 	struct pool *p = b->pool;
-	p->batching.fallbacks++;
+	p->batching->fallbacks++;
 	log_debug("batch of %zu rows for %s/%s falls back to one by one: %s", b->n, p->db->name,
 		  p->user, why);
 	for (size_t i = 0; i < b->n; i++) {
@@ -450,9 +480,9 @@ static void batch_run(struct worker *w, struct batch *b, struct server *s)
 	struct pool *p = b->pool;
 	batch_detach(b);
 	b->state = BATCH_RUNNING;
-	p->batching.batches++;
-	p->batching.rows += b->n;
-	p->batching.flushes[b->reason]++;
+	p->batching->batches++;
+	p->batching->rows += b->n;
+	p->batching->flushes[b->reason]++;
 	if (b->n == 1) {
 		struct client *c = b->entries[0].client;
 		b->entries[0].client = NULL;
@@ -625,7 +655,7 @@ void batch_server_lost(struct worker *w, struct server *s)
 		return;
 	}
 	struct pool *p = b->pool;
-	p->batching.unknown++;
+	p->batching->unknown++;
 	log_warning("server %s: connection lost while committing a batched INSERT of "
 		    "%zu rows for "
 		    "%s/%s: the rows may or may not have been committed",
@@ -673,7 +703,7 @@ void batch_client_gone(struct worker *w, struct client *c)
 	batchsql_row_free(&b->entries[i].row);
 	memmove(&b->entries[i], &b->entries[i + 1], (b->n - i - 1) * sizeof(b->entries[0]));
 	b->n--;
-	b->pool->batching.rows_waiting--;
+	b->pool->batching->rows_waiting--;
 	for (size_t k = 0; k < b->n; k++)
 		b->rows[k] = &b->entries[k].row;
 	if (b->n == 0)

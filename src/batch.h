@@ -16,6 +16,12 @@
 #include "conn.h"
 #include "worker.h"
 
+/* The batching figures of user on db, made on first use; NULL without memory. */
+struct batch_counts *batch_tally_of(struct database *db, const char *user);
+
+/* Frees db's tallies (the database goes). */
+void batch_tallies_free(struct database *db);
+
 /*
  * A request of c (CLIENT_IDLE, routed to its primary pool p) at msg: a Query,
  * or a Parse that may start Parse/Bind/[Describe]/Execute/Sync. Returns

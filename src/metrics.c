@@ -406,7 +406,7 @@ static void render_pools(struct worker *w, struct obuf *ob)
 	}
 }
 
-/* A counter of struct batch_counts, per database and user (primary pools only). */
+/* A counter of struct batch_counts, per database and user. */
 static const struct {
 	const char *name;
 	const char *type;
@@ -427,7 +427,7 @@ static const struct {
 	 offsetof(struct batch_counts, rows_waiting)},
 };
 
-/* Writes the batch_families[k] samples of every primary pool (k == n: the flush reasons). */
+/* Writes the batch_families[k] samples of every tally (k == n: the flush reasons). */
 static void render_batch_family(struct worker *w, struct obuf *ob, size_t k, size_t n)
 {
 	static const char *const reasons[BATCH_FLUSH_N] = {"idle_server", "max_delay", "max_rows"};
@@ -435,16 +435,14 @@ static void render_batch_family(struct worker *w, struct obuf *ob, size_t k, siz
 	list_for_each_safe(dpos, dtmp, &w->databases)
 	{
 		struct database *db = list_entry(dpos, struct database, node);
-		list_for_each_safe(pos, tmp, &db->pools)
+		list_for_each_safe(pos, tmp, &db->batch_tallies)
 		{
-			const struct pool *p = list_entry(pos, struct pool, node);
-			if (p->target->role != TARGET_PRIMARY)
-				continue;
+			const struct batch_tally *t = list_entry(pos, struct batch_tally, node);
 			const char *labels[] = {"database", db->name, "user",
-						p->user,    "reason", NULL};
+						t->user,    "reason", NULL};
 			if (k < n) {
 				size_t off = batch_families[k].offset;
-				const char *field = (const char *)&p->batching + off;
+				const char *field = (const char *)&t->counts + off;
 				put_uint_sample(ob, batch_families[k].name, labels, 2,
 						*(const uint64_t *)field);
 				continue;
@@ -452,7 +450,7 @@ static void render_batch_family(struct worker *w, struct obuf *ob, size_t k, siz
 			for (int r = 0; r < BATCH_FLUSH_N; r++) {
 				labels[5] = reasons[r];
 				put_uint_sample(ob, "pgsluice_batch_flushes_total", labels, 3,
-						p->batching.flushes[r]);
+						t->counts.flushes[r]);
 			}
 		}
 	}

@@ -29,7 +29,10 @@ struct pool *pool_get(struct worker *w, struct database *db, struct target *targ
 			return p;
 	}
 	struct pool *p = calloc(1, sizeof(*p));
-	if (p == NULL || (p->user = strdup(user)) == NULL) {
+	if (p == NULL || (p->user = strdup(user)) == NULL ||
+	    (p->batching = batch_tally_of(db, user)) == NULL) {
+		if (p != NULL)
+			free(p->user);
 		free(p);
 		return NULL;
 	}

@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "auth.h"
+#include "batch.h"
 #include "cancel.h"
 #include "client.h"
 #include "hba.h"
@@ -190,6 +191,7 @@ static struct database *database_new(struct worker *w, const struct db_conf *dc,
 	}
 	list_init(&db->pools);
 	list_init(&db->targets);
+	list_init(&db->batch_tallies);
 	stats_init(&db->stats);
 	list_add_tail(&w->databases, &db->node);
 	db->from_wildcard = strcmp(dc->name, "*") == 0;
@@ -209,6 +211,7 @@ static void database_free(struct worker *w, struct database *db)
 		worker_free_target_if_unused(w, t);
 	}
 	auth_database_gone(db);
+	batch_tallies_free(db);
 	list_del(&db->node);
 	free(db->name);
 	free(db->dbname);

@@ -115,6 +115,7 @@ struct database {
 	int64_t slow_query_threshold; /* µs; -1: the global slow_query_threshold */
 	struct authquery *authquery; /* auth.c: auth_query lookups on the primary, made on use */
 	int batch_inserts;         /* 1 on, 0 off, -1: the global batch_inserts (a user overrides) */
+	struct list_head batch_tallies; /* struct batch_tally, one per user with a pool */
 	struct stats stats;
 };
 
@@ -127,6 +128,13 @@ struct batch_counts {
 	uint64_t unknown;         /* batches lost after COMMIT was sent */
 	uint64_t flushes[BATCH_FLUSH_N];
 	uint64_t rows_waiting;    /* rows in batches not running yet */
+};
+
+/* The batching figures of one user of a database: they outlive its pools. */
+struct batch_tally {
+	struct list_head node; /* database.batch_tallies */
+	char *user;
+	struct batch_counts counts;
 };
 
 /* Servers of one (database, user) pair and the clients waiting for them. */
@@ -153,13 +161,12 @@ struct pool {
 	ev_tstamp last_failure;      /* of a connect or login, for server_login_retry */
 	char failure_sqlstate[6];
 	char failure_message[256];
-	uint64_t total_xacts, total_queries, total_wait_usec, total_xact_usec;
 	/* Insert batching (batch.c), primary pools only. */
 	struct list_head batches_open;    /* struct batch collecting rows, oldest first */
 	struct list_head batches_waiting; /* struct batch waiting for a server, FIFO */
 	int n_batches_waiting;
 	int n_batches_running; /* multi-row batches on a server now */
-	struct batch_counts batching;
+	struct batch_counts *batching; /* its database's tally for its user */
 };
 
 enum server_state {

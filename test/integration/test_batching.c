@@ -123,6 +123,17 @@ static double bt_batches(PGconn *admin, const char *col)
 	return v;
 }
 
+/* Rows of SHOW POOLS for BT_DB. */
+static int bt_pool_count(PGconn *admin)
+{
+	PGresult *r = fixture_exec_ok(admin, "SHOW POOLS");
+	int fdb = PQfnumber(r, "database"), n = 0;
+	for (int i = 0; i < PQntuples(r); i++)
+		n += strcmp(PQgetvalue(r, i, fdb), BT_DB) == 0;
+	PQclear(r);
+	return n;
+}
+
 /* Waits until rows_waiting of SHOW BATCHES is n (up to 10 s). */
 static void bt_wait_rows_waiting(PGconn *admin, int n)
 {
@@ -827,8 +838,9 @@ START_TEST(metrics_show_the_batches_of_each_database_and_user)
 {
 	bt_table("bt_metrics");
 	int mport = bt_free_port();
-	char global[64];
-	snprintf(global, sizeof(global), "metrics_listen = 127.0.0.1:%d", mport);
+	char global[96];
+	snprintf(global, sizeof(global), "metrics_listen = 127.0.0.1:%d\nserver_idle_timeout = 1s",
+		 mport);
 	struct sluice *s = bt_start(global, "pool_size=1");
 	PGconn *admin = bt_admin(s);
 	struct bt_req reqs[] = {
@@ -852,6 +864,17 @@ START_TEST(metrics_show_the_batches_of_each_database_and_user)
 				   ",reason=\"idle_server\"}") == 0);
 #undef BT_LABELS
 	ck_assert(bt_batches(admin, "avg_rows") == 3);
+	/* Its clients gone and its server idle past server_idle_timeout, the pool goes;
+	 * the counts stay, so that a counter never goes back. */
+	double deadline = fixture_now() + 10;
+	while (bt_pool_count(admin) > 0) {
+		ck_assert_msg(fixture_now() < deadline, "the pool never went");
+		usleep(100 * 1000);
+	}
+	ck_assert(bt_batches(admin, "batches") == 1);
+	ck_assert(bt_batches(admin, "rows") == 3);
+	ck_assert(bt_metric(mport, "pgsluice_batch_rows_total{database=\"" BT_DB
+				   "\",user=\"" FIXTURE_USER "\"}") == 3);
 	char cmd[256], out[8192];
 	if (fixture_sh("command -v promtool", out, sizeof(out)) == 0) {
 		snprintf(cmd, sizeof(cmd),
