@@ -277,7 +277,7 @@ enum conn_action batch_offer(struct worker *w, struct client *c, struct pool *p,
 	    c->in_transaction || c->pinned || p->target->role != TARGET_PRIMARY ||
 	    !batch_enabled(w, c, p))
 		return CONN_FORWARD;
-	/* No contention: the request runs at once, as it would without batching-> */
+	/* No contention: the request runs at once, as it would without batching. */
 	if (batch_pool_uncontended(p))
 		return CONN_FORWARD;
 	struct batchsql_row row;

@@ -139,22 +139,31 @@ static enum prepared_parse prepared_add_named(struct prepared_set *ps, const cha
 	return PREPARED_PARSED;
 }
 
+bool prepared_read_parse(const uint8_t *body, size_t len, const char **name, const char **text,
+			 const uint8_t **types, uint16_t *n_types)
+{
+	const uint8_t *p = body, *end = body + len;
+	*name = proto_take_string(&p, end);
+	*text = *name != NULL ? proto_take_string(&p, end) : NULL;
+	if (*text == NULL || end - p < 2)
+		return false;
+	*n_types = proto_get_u16(p);
+	*types = p + 2;
+	return (size_t)(end - *types) >= 4u * *n_types;
+}
+
 enum prepared_parse prepared_on_parse(struct prepared_set *ps, const uint8_t *body, size_t len,
 				      struct prepared_stmt **out)
 {
-	const uint8_t *p = body, *end = body + len;
-	const char *name = proto_take_string(&p, end);
-	const char *text = name != NULL ? proto_take_string(&p, end) : NULL;
-	if (text == NULL || end - p < 2)
-		return PREPARED_MALFORMED;
-	uint16_t n_types = proto_get_u16(p);
-	p += 2;
-	if ((size_t)(end - p) < 4u * n_types)
+	const char *name, *text;
+	const uint8_t *types;
+	uint16_t n_types;
+	if (!prepared_read_parse(body, len, &name, &text, &types, &n_types))
 		return PREPARED_MALFORMED;
 	if (name[0] == '\0') {
 		if (out != NULL)
 			*out = &ps->unnamed;
-		return prepared_set_unnamed(ps, text, p, n_types);
+		return prepared_set_unnamed(ps, text, types, n_types);
 	}
 	struct prepared_stmt *st = prepared_find(ps, name, NULL);
 	if (st != NULL) {
@@ -162,7 +171,7 @@ enum prepared_parse prepared_on_parse(struct prepared_set *ps, const uint8_t *bo
 			*out = st;
 		return PREPARED_EXISTS;
 	}
-	return prepared_add_named(ps, name, text, p, n_types, out);
+	return prepared_add_named(ps, name, text, types, n_types, out);
 }
 
 void prepared_on_bind(struct prepared_set *ps, const uint8_t *body, size_t len)

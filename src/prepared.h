@@ -67,6 +67,10 @@ void prepared_init(struct prepared_set *ps, struct stmtreg *reg, size_t max_name
 /* Frees everything ps holds. */
 void prepared_free(struct prepared_set *ps);
 
+/* The parts of a Parse message body (len bytes after the header); false when malformed. */
+bool prepared_read_parse(const uint8_t *body, size_t len, const char **name, const char **text,
+			 const uint8_t **types, uint16_t *n_types);
+
 /*
  * A Parse message body (len bytes after the header): remembers its
  * statement; *out (may be NULL) receives it on PREPARED_PARSED and the

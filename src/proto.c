@@ -5,6 +5,18 @@
 
 #include <string.h>
 
+const uint8_t *proto_next_message(const uint8_t *data, size_t len, size_t *off, uint32_t *total)
+{
+	if (len - *off < PROTO_HEADER_LEN)
+		return NULL;
+	const uint8_t *msg = data + *off;
+	*total = 1 + proto_get_u32(msg + 1);
+	if (*total < PROTO_HEADER_LEN || *total > len - *off)
+		return NULL;
+	*off += *total;
+	return msg;
+}
+
 const char *proto_take_string(const uint8_t **p, const uint8_t *end)
 {
 	const uint8_t *nul = memchr(*p, 0, (size_t)(end - *p));

@@ -77,6 +77,13 @@ struct proto_error {
 	const char *hint;
 };
 
+/*
+ * The message at *off of data (len bytes of whole messages, as a kept request
+ * holds them), its size in *total, *off moved past it; NULL at the end or at a
+ * length that does not fit.
+ */
+const uint8_t *proto_next_message(const uint8_t *data, size_t len, size_t *off, uint32_t *total);
+
 /* Next NUL-terminated string in [*p, end), moving *p past it; NULL when none terminates. */
 const char *proto_take_string(const uint8_t **p, const uint8_t *end);
 

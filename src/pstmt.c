@@ -210,17 +210,16 @@ enum conn_action pstmt_parse_unlinked(struct worker *w, struct client *c, const 
 	const uint8_t *sync = msg + total;
 	if (end - sync < PROTO_HEADER_LEN || sync[0] != 'S' || proto_get_u32(sync + 1) != 4)
 		return CONN_FORWARD;
-	const uint8_t *p = msg + PROTO_HEADER_LEN;
-	const char *name = proto_take_string(&p, sync);
-	const char *text = name != NULL ? proto_take_string(&p, sync) : NULL;
-	if (text == NULL || name[0] == '\0' || sync - p < 2)
-		return CONN_FORWARD;
-	uint16_t n_types = proto_get_u16(p);
-	p += 2;
-	if ((size_t)(sync - p) != 4u * n_types)
-		return CONN_FORWARD;
+	const char *name, *text;
+	const uint8_t *types;
+	uint16_t n_types;
+	if (!prepared_read_parse(msg + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN, &name, &text,
+				 &types, &n_types) ||
+	    name[0] == '\0' || types + 4u * n_types != sync)
+		return CONN_FORWARD; /* the server judges anything else */
 	/* PostgreSQL accepted this text with these types: its Parse would succeed. */
-	const struct stmt_def *def = stmtreg_find(&w->statements, text, strlen(text), p, n_types);
+	const struct stmt_def *def =
+		stmtreg_find(&w->statements, text, strlen(text), types, n_types);
 	if (def == NULL || !def->parsed)
 		return CONN_FORWARD;
 	struct prepared_set *ps = pstmt_client_set(w, c);
@@ -362,20 +361,19 @@ enum conn_action pstmt_on_client_message(struct worker *w, struct client *c, str
 
 bool pstmt_replay_fits(const uint8_t *data, size_t len)
 {
-	size_t n = 0;
-	for (size_t off = 0; len - off >= PROTO_HEADER_LEN; n++)
-		off += 1 + (size_t)proto_get_u32(data + off + 1);
+	size_t n = 0, off = 0;
+	uint32_t total;
+	while (proto_next_message(data, len, &off, &total) != NULL)
+		n++;
 	return n * PSTMT_ENTRIES_PER_MESSAGE <= REPLYQ_MAX;
 }
 
 bool pstmt_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
 		  size_t len)
 {
-	for (size_t off = 0; len - off >= PROTO_HEADER_LEN;) {
-		const uint8_t *msg = data + off;
-		uint32_t total = 1 + proto_get_u32(msg + 1);
-		if (total < PROTO_HEADER_LEN || total > len - off)
-			return true; /* whole messages only: cannot happen */
+	size_t off = 0;
+	uint32_t total;
+	for (const uint8_t *msg; (msg = proto_next_message(data, len, &off, &total)) != NULL;) {
 		switch (pstmt_on_client_message(w, c, s, msg, total, total)) {
 		case CONN_GONE:
 			return false;
@@ -388,7 +386,6 @@ bool pstmt_replay(struct worker *w, struct client *c, struct server *s, const ui
 		default: /* answered or written by pstmt.c */
 			break;
 		}
-		off += total;
 	}
 	return true;
 }

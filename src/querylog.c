@@ -199,13 +199,10 @@ void querylog_on_client_message(struct worker *w, struct client *c, struct serve
 void querylog_on_replay(struct worker *w, struct client *c, struct server *s, const uint8_t *data,
 			size_t len)
 {
-	for (size_t off = 0; len - off >= PROTO_HEADER_LEN;) {
-		uint32_t total = 1 + proto_get_u32(data + off + 1);
-		if (total < PROTO_HEADER_LEN || total > len - off)
-			return; /* whole messages only: cannot happen */
-		querylog_on_client_message(w, c, s, data + off, total, total);
-		off += total;
-	}
+	size_t off = 0;
+	uint32_t total;
+	for (const uint8_t *msg; (msg = proto_next_message(data, len, &off, &total)) != NULL;)
+		querylog_on_client_message(w, c, s, msg, total, total);
 }
 
 void querylog_server_reset(struct server *s)

@@ -96,12 +96,12 @@ static void stmtreg_remove(struct stmtreg *reg, struct stmt_def *def)
 	stmtreg_destroy_def(def);
 }
 
-struct stmt_def *stmtreg_find(const struct stmtreg *reg, const char *text, size_t len,
-			      const uint8_t *types_be, uint16_t n_types)
+static struct stmt_def *stmtreg_find_hashed(const struct stmtreg *reg, uint64_t hash,
+					   const char *text, size_t len, const uint8_t *types_be,
+					   uint16_t n_types)
 {
 	if (reg->n_buckets == 0)
 		return NULL;
-	uint64_t hash = stmtreg_hash(text, len, types_be, n_types);
 	for (struct stmt_def *def = reg->buckets[hash % reg->n_buckets]; def != NULL;
 	     def = def->chain)
 		if (stmtreg_matches(def, hash, text, len, types_be, n_types))
@@ -109,10 +109,18 @@ struct stmt_def *stmtreg_find(const struct stmtreg *reg, const char *text, size_
 	return NULL;
 }
 
+struct stmt_def *stmtreg_find(const struct stmtreg *reg, const char *text, size_t len,
+			      const uint8_t *types_be, uint16_t n_types)
+{
+	uint64_t hash = stmtreg_hash(text, len, types_be, n_types);
+	return stmtreg_find_hashed(reg, hash, text, len, types_be, n_types);
+}
+
 struct stmt_def *stmtreg_acquire(struct stmtreg *reg, const char *text, size_t len,
 				 const uint8_t *types_be, uint16_t n_types)
 {
-	struct stmt_def *def = stmtreg_find(reg, text, len, types_be, n_types);
+	uint64_t hash = stmtreg_hash(text, len, types_be, n_types);
+	struct stmt_def *def = stmtreg_find_hashed(reg, hash, text, len, types_be, n_types);
 	if (def != NULL) {
 		if (def->refs++ == 0) {
 			list_del(&def->idle_node);
@@ -120,7 +128,6 @@ struct stmt_def *stmtreg_acquire(struct stmtreg *reg, const char *text, size_t l
 		}
 		return def;
 	}
-	uint64_t hash = stmtreg_hash(text, len, types_be, n_types);
 	if (!stmtreg_grow(reg))
 		return NULL;
 	def = calloc(1, sizeof(*def));
